@@ -1,0 +1,32 @@
+//! External tools the interop tests need. With `CI=true` a missing tool is a
+//! failure, never a silent skip.
+
+/// True when `name` is on PATH. When it is not: panics under `CI=true`,
+/// otherwise prints why the test is skipped and returns false.
+pub fn require_tool(name: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("{name} is required under CI=true but is not installed (.ci/run installs it)");
+        }
+        eprintln!("skipping: {name} is not installed");
+    }
+    found
+}
+
+/// Python with libtorrent, for interop tests (Debian's /usr/bin/python3).
+pub fn require_libtorrent() -> bool {
+    let ok = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import libtorrent"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("python3-libtorrent is required under CI=true but is not installed");
+        }
+        eprintln!("skipping: python3-libtorrent is not installed");
+    }
+    ok
+}

@@ -1,0 +1,1 @@
+//! sta-tracker: the swarm registry and its HTTP and UDP front ends.

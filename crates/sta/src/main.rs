@@ -1,0 +1,52 @@
+//! `sta`: the command line. Each subcommand lives in `cmd/`; this file only
+//! parses arguments, sets up logging and turns outcomes into exit codes
+//! (0 done, 1 failed, 2 usage error, 130 interrupted).
+
+mod cmd;
+mod logging;
+mod output;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "sta",
+    version,
+    about = "A BitTorrent tracker and node: share files with many machines at once."
+)]
+struct Cli {
+    #[command(flatten)]
+    log: logging::LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make a .torrent file from a file or folder.
+    Create(cmd::create::Args),
+    /// Show what a .torrent file or magnet link holds.
+    Info(cmd::info::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let _guard = match logging::init(&cli.log) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("sta: {e:#}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let result = match cli.command {
+        Command::Create(a) => cmd::create::run(a),
+        Command::Info(a) => cmd::info::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sta: error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
