@@ -7,4 +7,19 @@
 //! sans-I/O: time and randomness are passed in, so tests drive them directly.
 //! The UI reads [`snapshot`]s from a handle and never touches engine state.
 
+pub mod bitfield;
+pub mod choker;
+pub mod config;
 pub mod create;
+pub mod peer;
+pub mod picker;
+pub mod rate;
+pub mod ratelimit;
+pub mod resume;
+pub mod session;
+pub mod snapshot;
+pub mod storage;
+pub mod torrent;
+pub mod tracker_client;
+pub mod types;
+pub mod verify;

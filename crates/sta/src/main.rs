@@ -4,7 +4,9 @@
 
 mod cmd;
 mod logging;
+mod magnet;
 mod output;
+mod runner;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +29,12 @@ enum Command {
     Create(cmd::create::Args),
     /// Show what a .torrent file or magnet link holds.
     Info(cmd::info::Args),
+    /// Run a node: seed and download one or more torrents.
+    Node(cmd::node::NodeCmd),
+    /// Seed a torrent, or a file or folder (a torrent is made next to it).
+    Seed(cmd::node::SeedCmd),
+    /// Download a torrent (then seed it, unless --exit-on-complete).
+    Get(cmd::node::GetCmd),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +49,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Create(a) => cmd::create::run(a),
         Command::Info(a) => cmd::info::run(a),
+        Command::Node(a) => cmd::node::run_node(a),
+        Command::Seed(a) => cmd::node::run_seed(a),
+        Command::Get(a) => cmd::node::run_get(a),
     };
     match result {
         Ok(code) => code,

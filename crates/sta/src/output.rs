@@ -1,7 +1,12 @@
 //! Shared output conventions: JSON lines on stdout for scripts, human text on
 //! a terminal.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+
+/// Whether stdout should carry JSON lines: asked for, or not a terminal.
+pub fn json_mode(flag: bool) -> bool {
+    flag || !std::io::stdout().is_terminal()
+}
 
 /// Prints one JSON value as a line and flushes, so readers see it at once.
 pub fn json_line(v: &serde_json::Value) {

@@ -152,3 +152,43 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// For `sta seed PATH`: the torrent `NAME.torrent` beside PATH, made now
+/// unless one is already there (then it is reused; the seeder's check proves
+/// it matches the data).
+pub fn make_beside(
+    path: &std::path::Path,
+    trackers: &[String],
+    piece_length: &str,
+) -> anyhow::Result<sta_proto::metainfo::Metainfo> {
+    let abs = std::path::absolute(path)?;
+    let name = abs
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the path has no usable file name")?;
+    let out = abs.with_file_name(format!("{name}.torrent"));
+    if out.exists() {
+        eprintln!("using {}", out.display());
+        return crate::cmd::node::load_torrent(&out);
+    }
+    let pl = if piece_length.eq_ignore_ascii_case("auto") {
+        None
+    } else {
+        Some(u32::try_from(parse_size(piece_length)?)?)
+    };
+    let opts = CreateOptions {
+        piece_length: pl,
+        trackers: trackers.iter().map(|t| vec![t.clone()]).collect(),
+        created_by: Some(format!("sta/{}", env!("CARGO_PKG_VERSION"))),
+        ..Default::default()
+    };
+    let created = sta_node::create::create(&abs, &opts, &|_| {})?;
+    std::fs::write(&out, &created.bytes)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!(
+        "made {} (info-hash {})",
+        out.display(),
+        created.metainfo.info_hash
+    );
+    Ok(created.metainfo)
+}

@@ -1,0 +1,333 @@
+//! The tasks that move one peer's bytes. After the handshake a connection is
+//! split: a reader task decodes frames (bounded by [`PeerCodec`]), applies the
+//! download rate limit and forwards messages to the torrent; a writer task
+//! sends what the torrent asks and serves the peer's requests from disk,
+//! under the upload rate limit. Either side ending cancels the other; the
+//! reader reports the end to the torrent exactly once.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use sta_proto::wire::codec::PeerCodec;
+use sta_proto::wire::{HANDSHAKE_LEN, Handshake, Message, WireError};
+use sta_proto::{InfoHash, PeerId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+
+use crate::ratelimit::RateLimiter;
+use crate::storage::Storage;
+use crate::types::{BlockRef, PeerKey};
+
+/// A peer that sends nothing (not even keep-alives) for this long is gone.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(180);
+/// Requests a peer may have queued with us; more are dropped, and twice as
+/// many is a flood that ends the connection.
+pub const MAX_SERVE_QUEUE: usize = 1000;
+/// Disk reads for uploads fetch this much around the requested block, so a
+/// peer asking for a piece block by block costs one read per window.
+const READ_WINDOW: u64 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("peer is on another torrent ({0})")]
+    WrongInfoHash(InfoHash),
+    #[error("handshake timed out")]
+    Timeout,
+}
+
+/// Sends our handshake and reads theirs (outgoing connections).
+pub async fn handshake_outgoing(
+    stream: &mut TcpStream,
+    ours: &Handshake,
+) -> Result<Handshake, HandshakeError> {
+    stream.write_all(&ours.encode()).await?;
+    let mut buf = [0u8; HANDSHAKE_LEN];
+    stream.read_exact(&mut buf).await?;
+    let theirs = Handshake::parse(&buf)?;
+    if theirs.info_hash != ours.info_hash {
+        return Err(HandshakeError::WrongInfoHash(theirs.info_hash));
+    }
+    Ok(theirs)
+}
+
+/// Reads the first 48 bytes of an incoming handshake: enough to route it.
+pub async fn read_handshake_prefix(
+    stream: &mut TcpStream,
+) -> Result<(sta_proto::wire::Reserved, InfoHash), HandshakeError> {
+    let mut buf = [0u8; 48];
+    stream.read_exact(&mut buf).await?;
+    Ok(Handshake::parse_prefix(&buf)?)
+}
+
+/// Completes an incoming handshake: sends ours, reads their peer id.
+pub async fn finish_incoming(
+    stream: &mut TcpStream,
+    ours: &Handshake,
+) -> Result<PeerId, HandshakeError> {
+    stream.write_all(&ours.encode()).await?;
+    let mut id = [0u8; 20];
+    stream.read_exact(&mut id).await?;
+    Ok(PeerId(id))
+}
+
+/// Bytes moved, shared between a peer's tasks and the torrent.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub uploaded: AtomicU64,
+    pub downloaded: AtomicU64,
+}
+
+/// What the connection tasks tell the torrent.
+#[derive(Debug)]
+pub enum PeerEvent {
+    Message(PeerKey, Message),
+    Gone(PeerKey, String),
+}
+
+/// Commands for a peer's writer task.
+#[derive(Debug)]
+pub enum WriterCmd {
+    Send(Message),
+    /// Upload this block (the torrent checked it).
+    Serve(BlockRef),
+    /// The peer cancelled this request.
+    Unserve(BlockRef),
+}
+
+/// Everything a connection's tasks share with their torrent.
+#[derive(Clone)]
+pub struct ConnContext {
+    pub storage: Arc<Storage>,
+    pub piece_length: u64,
+    pub upload: Vec<Arc<RateLimiter>>,
+    pub download: Vec<Arc<RateLimiter>>,
+    pub events: mpsc::Sender<PeerEvent>,
+}
+
+/// Starts the reader and writer of an established connection. Returns the
+/// writer's command channel and the counters.
+pub fn spawn(
+    stream: TcpStream,
+    key: PeerKey,
+    num_pieces: u32,
+    ctx: ConnContext,
+    tasks: &tokio_util::task::TaskTracker,
+    cancel: CancellationToken,
+) -> (mpsc::Sender<WriterCmd>, Arc<Counters>) {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let counters = Arc::new(Counters::default());
+    let (tx, rx) = mpsc::channel(MAX_SERVE_QUEUE + 600);
+    let reason: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let codec = PeerCodec::new(num_pieces);
+    tasks.spawn(write_loop(
+        FramedWrite::new(wr, codec.clone()),
+        rx,
+        ctx.clone(),
+        counters.clone(),
+        cancel.clone(),
+        reason.clone(),
+    ));
+    tasks.spawn(read_loop(
+        FramedRead::with_capacity(rd, codec, 64 * 1024),
+        key,
+        ctx,
+        counters.clone(),
+        cancel,
+        reason,
+    ));
+    (tx, counters)
+}
+
+async fn read_loop(
+    mut framed: FramedRead<tokio::net::tcp::OwnedReadHalf, PeerCodec>,
+    key: PeerKey,
+    ctx: ConnContext,
+    counters: Arc<Counters>,
+    cancel: CancellationToken,
+    reason: Arc<Mutex<Option<String>>>,
+) {
+    let why = loop {
+        let next = tokio::select! {
+            _ = cancel.cancelled() => break None,
+            r = tokio::time::timeout(IDLE_TIMEOUT, framed.next()) => r,
+        };
+        let msg = match next {
+            Err(_) => break Some("idle for 3 minutes".to_string()),
+            Ok(None) => break Some("connection closed by peer".to_string()),
+            Ok(Some(Err(e))) => break Some(format!("protocol error: {e}")),
+            Ok(Some(Ok(m))) => m,
+        };
+        if let Message::Piece { data, .. } = &msg {
+            let n = data.len() as u64;
+            counters.downloaded.fetch_add(n, Ordering::Relaxed);
+            for l in &ctx.download {
+                l.acquire(n).await;
+            }
+        }
+        if ctx.events.send(PeerEvent::Message(key, msg)).await.is_err() {
+            break None;
+        }
+    };
+    cancel.cancel();
+    let why = why
+        .or_else(|| reason.lock().expect("reason").take())
+        .unwrap_or_else(|| "closed".into());
+    let _ = ctx.events.send(PeerEvent::Gone(key, why)).await;
+}
+
+async fn write_loop(
+    mut sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, PeerCodec>,
+    mut rx: mpsc::Receiver<WriterCmd>,
+    ctx: ConnContext,
+    counters: Arc<Counters>,
+    cancel: CancellationToken,
+    reason: Arc<Mutex<Option<String>>>,
+) {
+    let mut queue: VecDeque<BlockRef> = VecDeque::new();
+    let mut window: Option<(u64, Bytes)> = None;
+    let result: Result<(), String> = async {
+        loop {
+            // Take every command already waiting, without blocking.
+            loop {
+                match rx.try_recv() {
+                    Ok(cmd) => handle_cmd(cmd, &mut queue, &mut sink).await?,
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
+                }
+            }
+            if let Some(b) = queue.pop_front() {
+                let data = read_block(&ctx, &mut window, b).await?;
+                let n = data.len() as u64;
+                for l in &ctx.upload {
+                    l.acquire(n).await;
+                }
+                sink.feed(Message::Piece {
+                    index: b.piece,
+                    begin: b.offset,
+                    data,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                counters.uploaded.fetch_add(n, Ordering::Relaxed);
+                continue;
+            }
+            SinkExt::<Message>::flush(&mut sink)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => handle_cmd(cmd, &mut queue, &mut sink).await?,
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+    .await;
+    let _ = SinkExt::<Message>::flush(&mut sink).await;
+    if let Err(e) = result {
+        *reason.lock().expect("reason") = Some(e);
+    }
+    cancel.cancel();
+}
+
+async fn handle_cmd(
+    cmd: WriterCmd,
+    queue: &mut VecDeque<BlockRef>,
+    sink: &mut FramedWrite<tokio::net::tcp::OwnedWriteHalf, PeerCodec>,
+) -> Result<(), String> {
+    match cmd {
+        WriterCmd::Send(m) => {
+            if m == Message::Choke {
+                // BEP 3: choking discards the peer's pending requests.
+                queue.clear();
+            }
+            sink.feed(m).await.map_err(|e| e.to_string())?;
+        }
+        WriterCmd::Serve(b) => {
+            if queue.len() >= 2 * MAX_SERVE_QUEUE {
+                return Err(format!(
+                    "request flood: more than {} requests queued",
+                    2 * MAX_SERVE_QUEUE
+                ));
+            }
+            if queue.len() < MAX_SERVE_QUEUE && !queue.contains(&b) {
+                queue.push_back(b);
+            }
+        }
+        WriterCmd::Unserve(b) => queue.retain(|q| *q != b),
+    }
+    Ok(())
+}
+
+/// The block's bytes, from the cached read window or a new positional read.
+async fn read_block(
+    ctx: &ConnContext,
+    window: &mut Option<(u64, Bytes)>,
+    b: BlockRef,
+) -> Result<Bytes, String> {
+    let start = b.piece as u64 * ctx.piece_length + u64::from(b.offset);
+    let end = start + u64::from(b.len);
+    if let Some((w, data)) = window.as_ref()
+        && start >= *w
+        && end <= *w + data.len() as u64
+    {
+        return Ok(data.slice((start - w) as usize..(end - w) as usize));
+    }
+    // Read from the block to the end of its window, within the piece.
+    let piece_start = b.piece as u64 * ctx.piece_length;
+    let piece_end = piece_start + ctx.piece_length;
+    let wstart = start;
+    let wend = (start + READ_WINDOW).min(piece_end).max(end);
+    let storage = ctx.storage.clone();
+    let data = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; (wend - wstart) as usize];
+        // The last piece may be short: read only what exists.
+        match storage.read(wstart, &mut buf) {
+            Ok(()) => Ok(buf),
+            Err(_) => {
+                let mut small = vec![0u8; (end - wstart) as usize];
+                storage.read(wstart, &mut small).map(|_| small)
+            }
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("cannot read piece {} from disk: {e}", b.piece))?;
+    let data = Bytes::from(data);
+    let block = data.slice(0..b.len as usize);
+    *window = Some((wstart, data));
+    Ok(block)
+}
+
+/// Opens a TCP connection from `bind` (if set) to `addr`.
+pub async fn connect(
+    addr: SocketAddr,
+    bind: Option<std::net::IpAddr>,
+) -> std::io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if let Some(ip) = bind
+        && ip.is_ipv4() == addr.is_ipv4()
+        && !ip.is_unspecified()
+    {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    socket.connect(addr).await
+}

@@ -1,0 +1,234 @@
+//! `sta node`, `sta seed` and `sta get`: run a node with one or more torrents.
+//! Flags shared by the three are in [`NodeArgs`].
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use sta_node::config::NodeConfig;
+use sta_node::picker::Strategy;
+use sta_node::torrent::Role;
+use sta_proto::metainfo::{self, Metainfo};
+use sta_proto::units::parse_rate;
+
+use crate::runner::{self, RunOptions};
+
+fn rate(s: &str) -> Result<Option<u64>, String> {
+    parse_rate(s).map_err(|e| e.to_string())
+}
+
+/// Flags every command that moves data takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// Content folder: where the torrent's files are (seeding) or go (downloading).
+    #[arg(short = 'o', long = "dir", value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Peer port to listen on (0 = any free port).
+    #[arg(short, long, env = "STA_PORT", default_value_t = 6881)]
+    pub port: u16,
+    /// Address to listen on and to connect and announce from.
+    #[arg(long, env = "STA_BIND", value_name = "IP")]
+    pub bind: Option<IpAddr>,
+    /// Address to give trackers instead of the one they see (NAT).
+    #[arg(long, env = "STA_ANNOUNCE_IP", value_name = "IP")]
+    pub announce_ip: Option<IpAddr>,
+    /// Port to give trackers instead of --port (NAT port forwarding).
+    #[arg(long, value_name = "PORT")]
+    pub announce_port: Option<u16>,
+    /// Upload limit for this node, e.g. 2MiB, 500KiB (per second); 0 = unlimited.
+    #[arg(long, alias = "upload-limit", env = "STA_MAX_UPLOAD_RATE", value_name = "RATE", value_parser = rate)]
+    pub max_upload_rate: Option<Option<u64>>,
+    /// Download limit for this node (per second); 0 = unlimited.
+    #[arg(long, alias = "download-limit", env = "STA_MAX_DOWNLOAD_RATE", value_name = "RATE", value_parser = rate)]
+    pub max_download_rate: Option<Option<u64>>,
+    /// Upload limit for each torrent (per second).
+    #[arg(long, value_name = "RATE", value_parser = rate)]
+    pub torrent_upload_rate: Option<Option<u64>>,
+    /// Download limit for each torrent (per second).
+    #[arg(long, value_name = "RATE", value_parser = rate)]
+    pub torrent_download_rate: Option<Option<u64>>,
+    /// Where resume files go [default: $XDG_STATE_HOME/sta or ~/.local/state/sta].
+    #[arg(long, env = "STA_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Peer connections per torrent.
+    #[arg(long, value_name = "N")]
+    pub max_peers: Option<usize>,
+    /// Regular upload slots of the choker.
+    #[arg(long, value_name = "N")]
+    pub upload_slots: Option<usize>,
+    /// Stop uploading after sending this many copies of the data.
+    #[arg(long, value_name = "COPIES")]
+    pub seed_limit_copies: Option<f64>,
+    /// Piece picker (random exists only to show why rarest-first matters).
+    #[arg(long, value_enum, hide = true)]
+    pub picker: Option<PickerArg>,
+    /// Exit 0 once every piece of every torrent is verified.
+    #[arg(long)]
+    pub exit_on_complete: bool,
+    /// JSON lines on stdout (the default when stdout is not a terminal).
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds between status lines.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub status_interval: f64,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum PickerArg {
+    RarestFirst,
+    Random,
+}
+
+impl NodeArgs {
+    pub fn node_config(&self) -> NodeConfig {
+        let mut c = NodeConfig {
+            port: self.port,
+            bind: self.bind,
+            announce_ip: self.announce_ip,
+            ..NodeConfig::default()
+        };
+        c.announce_port = self.announce_port;
+        c.state_dir = self.state_dir.clone();
+        if let Some(r) = self.max_upload_rate {
+            c.max_upload_rate = r;
+        }
+        if let Some(r) = self.max_download_rate {
+            c.max_download_rate = r;
+        }
+        if let Some(n) = self.max_peers {
+            c.max_peers_per_torrent = n;
+        }
+        if let Some(n) = self.upload_slots {
+            c.choker.upload_slots = n;
+        }
+        c.seed_limit_copies = self.seed_limit_copies;
+        if let Some(p) = self.picker {
+            c.picker = match p {
+                PickerArg::RarestFirst => Strategy::RarestFirst,
+                PickerArg::Random => Strategy::Random,
+            };
+        }
+        c
+    }
+
+    fn run_options(&self, role: Role) -> RunOptions {
+        RunOptions {
+            role,
+            dir: self.dir.clone(),
+            json: crate::output::json_mode(self.json),
+            exit_on_complete: self.exit_on_complete,
+            status_interval: std::time::Duration::from_secs_f64(self.status_interval.max(0.1)),
+            torrent_limits: (
+                self.torrent_upload_rate.flatten(),
+                self.torrent_download_rate.flatten(),
+            ),
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct NodeCmd {
+    /// Torrent files (or magnet links) to serve.
+    #[arg(required = true, value_name = "FILE.torrent|MAGNET")]
+    pub torrents: Vec<String>,
+    /// seeder: data must verify; leecher: download what is missing; auto: decide from the data.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub role: RoleArg,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum RoleArg {
+    Seeder,
+    Leecher,
+    Auto,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Seeder => Role::Seeder,
+            RoleArg::Leecher => Role::Leecher,
+            RoleArg::Auto => Role::Auto,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SeedCmd {
+    /// A .torrent file, or the file or folder to share (a torrent is made next to it).
+    #[arg(value_name = "FILE.torrent|PATH")]
+    pub source: PathBuf,
+    /// Tracker for a torrent made from PATH; repeat for more tiers.
+    #[arg(short = 't', long = "tracker", value_name = "URL")]
+    pub trackers: Vec<String>,
+    /// Piece length for a torrent made from PATH.
+    #[arg(long, value_name = "SIZE|auto", default_value = "auto")]
+    pub piece_length: String,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GetCmd {
+    /// A .torrent file, or a magnet link whose tracker has a catalog.
+    #[arg(value_name = "FILE.torrent|MAGNET")]
+    pub source: String,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// Reads and checks a torrent file.
+pub fn load_torrent(path: &Path) -> anyhow::Result<Metainfo> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    metainfo::parse(&bytes).with_context(|| format!("{} is not a usable torrent", path.display()))
+}
+
+pub fn run_node(a: NodeCmd) -> anyhow::Result<ExitCode> {
+    let mut metas = Vec::new();
+    for t in &a.torrents {
+        metas.push(crate::magnet::load_source(t)?);
+    }
+    runner::run(
+        a.node.node_config(),
+        metas,
+        a.node.run_options(a.role.into()),
+    )
+}
+
+pub fn run_get(a: GetCmd) -> anyhow::Result<ExitCode> {
+    let m = crate::magnet::load_source(&a.source)?;
+    runner::run(
+        a.node.node_config(),
+        vec![m],
+        a.node.run_options(Role::Leecher),
+    )
+}
+
+pub fn run_seed(mut a: SeedCmd) -> anyhow::Result<ExitCode> {
+    let src = &a.source;
+    let is_torrent = src.extension().is_some_and(|e| e == "torrent") && src.is_file();
+    let meta = if is_torrent {
+        load_torrent(src)?
+    } else {
+        if !src.exists() {
+            bail!("{} does not exist", src.display());
+        }
+        let m = crate::cmd::create::make_beside(src, &a.trackers, &a.piece_length)?;
+        // The data's folder is the content folder unless -o was given.
+        if a.node.dir == Path::new(".") {
+            a.node.dir = std::path::absolute(src)?
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+        }
+        m
+    };
+    runner::run(
+        a.node.node_config(),
+        vec![meta],
+        a.node.run_options(Role::Seeder),
+    )
+}
