@@ -7,9 +7,11 @@
 //! sans-I/O: time and randomness are passed in, so tests drive them directly.
 //! The UI reads [`snapshot`]s from a handle and never touches engine state.
 
+pub mod api;
 pub mod bitfield;
 pub mod choker;
 pub mod config;
+pub mod control;
 pub mod create;
 pub mod peer;
 pub mod picker;
@@ -18,6 +20,7 @@ pub mod ratelimit;
 pub mod resume;
 pub mod session;
 pub mod snapshot;
+pub mod source;
 pub mod storage;
 pub mod torrent;
 pub mod tracker_client;

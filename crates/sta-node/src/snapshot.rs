@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::tracker_client::TrackerStatus;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TorrentState {
     #[default]
@@ -31,7 +31,7 @@ impl TorrentState {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct PeerSnapshot {
     pub addr: String,
     pub client: String,
@@ -55,7 +55,13 @@ pub struct PeerSnapshot {
     pub queue_target: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct SourceSnapshot {
+    pub ip: String,
+    pub downloaded: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct FileSnapshot {
     pub path: String,
     pub length: u64,
@@ -65,7 +71,7 @@ pub struct FileSnapshot {
 
 /// The piece map: one state per piece plus availability. Kept out of the
 /// per-second JSON lines (it can be large); served by the `pieces` API.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct PieceMap {
     /// One character per piece: `#` verified, `+` downloading, `.` missing.
     pub states: String,
@@ -73,7 +79,7 @@ pub struct PieceMap {
     pub availability: Vec<u16>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct TorrentSnapshot {
     pub info_hash: String,
     pub name: String,
@@ -95,6 +101,8 @@ pub struct TorrentSnapshot {
     pub downloaded_from_seeds: u64,
     pub downloaded_from_peers: u64,
     pub hash_failures: u32,
+    /// Payload received from each peer address during this run, largest first.
+    pub sources: Vec<SourceSnapshot>,
     pub ratio: f64,
     pub down_rate: u64,
     pub up_rate: u64,
@@ -105,6 +113,8 @@ pub struct TorrentSnapshot {
     pub banned: usize,
     pub max_upload_rate: Option<u64>,
     pub max_download_rate: Option<u64>,
+    /// Seconds since this torrent started in this node.
+    pub active_secs: f64,
     /// Seconds from start until every piece was verified (when it happened here).
     pub completed_after_secs: Option<f64>,
     pub trackers: Vec<TrackerStatus>,
@@ -118,7 +128,7 @@ pub struct TorrentSnapshot {
 }
 
 /// Detail of one piece for `pieces N`.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct PieceDetail {
     pub index: u32,
     pub length: u32,
@@ -130,4 +140,16 @@ pub struct PieceDetail {
     pub from_peers: Vec<String>,
     /// Files the piece covers.
     pub files: Vec<String>,
+}
+
+/// The status object of a whole node: what JSON status lines and the
+/// control API's `/api/status` carry.
+pub fn node_snapshot(elapsed: f64, torrents: &[TorrentSnapshot]) -> serde_json::Value {
+    serde_json::json!({
+        "event": "status",
+        "elapsed": elapsed,
+        "down_rate": torrents.iter().map(|t| t.down_rate).sum::<u64>(),
+        "up_rate": torrents.iter().map(|t| t.up_rate).sum::<u64>(),
+        "torrents": torrents,
+    })
 }

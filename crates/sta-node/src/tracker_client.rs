@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sta_proto::tracker::http::HttpAnnounce;
 use sta_proto::tracker::udp::{Request, Response};
 use sta_proto::tracker::{Announce, AnnounceResponse, DEFAULT_NUMWANT, Event, PeerEntry};
@@ -39,7 +39,7 @@ pub struct ClientConfig {
 }
 
 /// Tracker state for status tables.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TrackerStatus {
     pub url: String,
     /// "announcing", "ok", "error" or "stopped".

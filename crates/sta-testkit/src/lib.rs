@@ -5,6 +5,7 @@
 
 pub mod files;
 pub mod proc;
+pub mod sta;
 pub mod tools;
 
 pub use files::{random_file, sha256_file};

@@ -20,6 +20,56 @@ pub struct LogArgs {
 
 pub struct Guard;
 
+type Printer = Box<dyn FnMut(String) + Send>;
+
+/// When the prompt is active, log lines go through its printer so they appear
+/// above the prompt instead of garbling it.
+static PRINTER: std::sync::Mutex<Option<Printer>> = std::sync::Mutex::new(None);
+
+pub fn set_printer(p: Option<Printer>) {
+    *PRINTER.lock().unwrap_or_else(|e| e.into_inner()) = p;
+}
+
+/// Prints a line above the prompt if there is one, else on stdout.
+pub fn print_line(s: String) {
+    let mut g = PRINTER.lock().unwrap_or_else(|e| e.into_inner());
+    match g.as_mut() {
+        Some(p) => p(s),
+        None => println!("{s}"),
+    }
+}
+
+/// Collects one formatted log event, then hands it to the prompt's printer
+/// or to stderr.
+struct EventWriter(Vec<u8>);
+
+impl std::io::Write for EventWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for EventWriter {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0).trim_end().to_string();
+        if text.is_empty() {
+            return;
+        }
+        let mut g = PRINTER.lock().unwrap_or_else(|e| e.into_inner());
+        match g.as_mut() {
+            Some(p) => p(text),
+            None => {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr().lock(), "{text}");
+            }
+        }
+    }
+}
+
 pub fn init(args: &LogArgs) -> anyhow::Result<Guard> {
     let level = if args.quiet {
         "error"
@@ -48,7 +98,7 @@ pub fn init(args: &LogArgs) -> anyhow::Result<Guard> {
                 .with_writer(std::sync::Mutex::new(file))
                 .init();
         }
-        None => builder.with_writer(std::io::stderr).init(),
+        None => builder.with_writer(|| EventWriter(Vec::new())).init(),
     }
     Ok(Guard)
 }

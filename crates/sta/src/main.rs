@@ -4,9 +4,10 @@
 
 mod cmd;
 mod logging;
-mod magnet;
 mod output;
+mod prompt;
 mod runner;
+mod tables;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,10 @@ enum Command {
     Seed(cmd::node::SeedCmd),
     /// Download a torrent (then seed it, unless --exit-on-complete).
     Get(cmd::node::GetCmd),
+    /// A whole swarm on this machine: tracker, seeder and leechers on loopback.
+    Swarm(cmd::swarm::Args),
+    /// Send a prompt command (status, peers, pieces, pause, quit, ...) to a running node.
+    Ctl(cmd::ctl::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +57,8 @@ fn main() -> std::process::ExitCode {
         Command::Node(a) => cmd::node::run_node(a),
         Command::Seed(a) => cmd::node::run_seed(a),
         Command::Get(a) => cmd::node::run_get(a),
+        Command::Swarm(a) => cmd::swarm::run(a),
+        Command::Ctl(a) => cmd::ctl::run(a),
     };
     match result {
         Ok(code) => code,

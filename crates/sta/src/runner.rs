@@ -1,21 +1,37 @@
-//! Running a node until it is told to stop: starts the session and its
-//! torrents, prints the `ready` line and status (JSON lines for scripts, a
-//! short line for people), and turns completion, errors and signals into an
-//! exit code.
+//! Running a node until it is told to stop: starts the session, its torrents
+//! and the control API, prints the `ready` line and status (JSON lines for
+//! scripts; a prompt, progress bars or short lines for people), and turns
+//! completion, errors, `quit` and signals into an exit code.
 
 use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
 use sta_node::config::NodeConfig;
+use sta_node::control::Controller;
 use sta_node::session::Session;
-use sta_node::snapshot::{TorrentSnapshot, TorrentState};
+use sta_node::snapshot::{TorrentSnapshot, TorrentState, node_snapshot};
 use sta_node::torrent::Role;
 use sta_proto::metainfo::Metainfo;
 use sta_proto::units::{format_bytes, format_rate};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+pub const DEFAULT_API: &str = "127.0.0.1:6880";
+
+pub struct ApiOptions {
+    /// `None`: no API.
+    pub addr: Option<SocketAddr>,
+    /// Given by the user (a taken port is then an error, not a fallback).
+    pub explicit: bool,
+    pub token: Option<String>,
+}
 
 pub struct RunOptions {
     pub role: Role,
@@ -24,6 +40,8 @@ pub struct RunOptions {
     pub exit_on_complete: bool,
     pub status_interval: Duration,
     pub torrent_limits: (Option<u64>, Option<u64>),
+    pub api: ApiOptions,
+    pub prompt: bool,
 }
 
 enum Exit {
@@ -37,18 +55,31 @@ pub fn run(config: NodeConfig, metas: Vec<Metainfo>, opts: RunOptions) -> anyhow
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run_async(config, metas, opts))
+    let code = rt.block_on(run_async(config, metas, opts));
+    // Tasks still winding down (a slow tracker) must not hold the exit.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
 }
 
-/// The status line every reader of a node sees: the same object the control API serves.
-pub fn node_snapshot(elapsed: f64, torrents: &[TorrentSnapshot]) -> serde_json::Value {
-    json!({
-        "event": "status",
-        "elapsed": elapsed,
-        "down_rate": torrents.iter().map(|t| t.down_rate).sum::<u64>(),
-        "up_rate": torrents.iter().map(|t| t.up_rate).sum::<u64>(),
-        "torrents": torrents,
-    })
+async fn bind_api(a: &ApiOptions) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Some(addr) = a.addr else { return Ok(None) };
+    if !addr.ip().is_loopback() && a.token.is_none() {
+        anyhow::bail!(
+            "the control API on {addr} would be reachable from other hosts: add --api-token TOKEN, or keep it on 127.0.0.1"
+        );
+    }
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if !a.explicit && e.kind() == std::io::ErrorKind::AddrInUse => {
+            // Another node has the default port: take any free one (it is written to the state folder).
+            Ok(Some(
+                tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?,
+            ))
+        }
+        Err(e) => Err(e).with_context(|| {
+            format!("cannot start the control API on {addr} (use --api ADDR or --no-api)")
+        }),
+    }
 }
 
 async fn run_async(
@@ -56,32 +87,73 @@ async fn run_async(
     metas: Vec<Metainfo>,
     opts: RunOptions,
 ) -> anyhow::Result<ExitCode> {
+    let api_listener = bind_api(&opts.api).await?;
     let session = Session::start(config).await?;
     let mut handles = Vec::new();
     for m in metas {
         handles.push(session.add_torrent(m, opts.dir.clone(), opts.role, opts.torrent_limits)?);
     }
+    let state_dir = session.config.resolved_state_dir();
+    let quit = CancellationToken::new();
+    let api_addr = match api_listener {
+        Some(l) => {
+            let addr = l.local_addr()?;
+            let s = session.clone();
+            let (dir, token, q, stop) = (
+                opts.dir.clone(),
+                opts.api.token.clone(),
+                quit.clone(),
+                session.cancel_token(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = sta_node::api::serve(l, s, dir, token, q, stop).await {
+                    tracing::warn!(error = %e, "control API stopped");
+                }
+            });
+            let _ = std::fs::create_dir_all(&state_dir);
+            let _ = std::fs::write(state_dir.join("api.addr"), addr.to_string());
+            Some(addr)
+        }
+        None => None,
+    };
     let started = Instant::now();
     if opts.json {
         crate::output::json_line(&json!({
             "event": "ready",
             "peer": session.listen_addr.to_string(),
+            "api": api_addr.map(|a| a.to_string()),
             "peer_id": String::from_utf8_lossy(&session.peer_id.0).into_owned(),
-            "state_dir": session.config.resolved_state_dir(),
+            "state_dir": state_dir,
             "torrents": handles.iter().map(|h| json!({"info_hash": h.info_hash.to_hex(), "name": h.name})).collect::<Vec<_>>(),
         }));
     } else {
         println!(
-            "sta node listening on {} (peer id {})",
+            "sta node listening on {} (peer id {}){}",
             session.listen_addr,
-            String::from_utf8_lossy(&session.peer_id.0[..8])
+            String::from_utf8_lossy(&session.peer_id.0[..8]),
+            api_addr
+                .map(|a| format!(", control API on http://{a}"))
+                .unwrap_or_default()
         );
-        for h in &handles {
-            println!("  {}  {}", h.info_hash, h.name);
+        for (i, h) in handles.iter().enumerate() {
+            println!("  {} {}  {}", i + 1, h.info_hash, h.name);
         }
     }
+    let _term = opts.prompt.then(crate::prompt::TermGuard::save);
+    if opts.prompt {
+        let controller = Controller::new(session.clone(), opts.dir.clone(), quit.clone());
+        let printer = crate::prompt::start(
+            tokio::runtime::Handle::current(),
+            controller,
+            Some(state_dir.join("history")),
+            quit.clone(),
+        )?;
+        crate::logging::set_printer(Some(printer));
+    }
+    let bars = (!opts.json && !opts.prompt && std::io::stdout().is_terminal())
+        .then(|| Bars::new(&handles.iter().map(|h| h.name.clone()).collect::<Vec<_>>()));
     let mut sigterm = signal(SignalKind::terminate())?;
-    let interval = if opts.json {
+    let interval = if opts.json || bars.is_some() {
         opts.status_interval
     } else {
         opts.status_interval.max(Duration::from_secs(2))
@@ -92,9 +164,10 @@ async fn run_async(
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break Exit::Interrupted,
             _ = sigterm.recv() => break Exit::Stopped,
+            _ = quit.cancelled() => break Exit::Stopped,
             _ = tick.tick() => {
                 let snaps: Vec<TorrentSnapshot> = session.torrents().iter().map(|h| h.snapshot()).collect();
-                report(&opts, started, &snaps, &mut announced);
+                report(&opts, started, &snaps, &mut announced, bars.as_ref());
                 if let Some(t) = snaps.iter().find(|t| t.state == TorrentState::Error) {
                     break Exit::Failed(format!("{}: {}", t.name, t.error.clone().unwrap_or_default()));
                 }
@@ -104,7 +177,14 @@ async fn run_async(
             }
         }
     };
+    if let Some(b) = &bars {
+        b.finish();
+    }
     session.shutdown().await;
+    crate::logging::set_printer(None);
+    if api_addr.is_some() {
+        let _ = std::fs::remove_file(state_dir.join("api.addr"));
+    }
     let snaps: Vec<TorrentSnapshot> = session.torrents().iter().map(|h| h.snapshot()).collect();
     if opts.json {
         let mut last = node_snapshot(started.elapsed().as_secs_f64(), &snaps);
@@ -126,6 +206,7 @@ fn report(
     started: Instant,
     snaps: &[TorrentSnapshot],
     announced: &mut HashSet<String>,
+    bars: Option<&Bars>,
 ) {
     let elapsed = started.elapsed().as_secs_f64();
     for t in snaps {
@@ -139,16 +220,66 @@ fn report(
                     "completed_after_secs": t.completed_after_secs,
                     "elapsed": elapsed,
                 }));
-            } else {
-                println!("{}: complete, seeding", t.name);
+            } else if bars.is_none() {
+                crate::logging::print_line(format!("{}: complete, seeding", t.name));
             }
         }
     }
     if opts.json {
         crate::output::json_line(&node_snapshot(elapsed, snaps));
-    } else {
+    } else if let Some(b) = bars {
+        b.update(snaps);
+    } else if !opts.prompt {
         for t in snaps {
             println!("{}", human_line(t));
+        }
+    }
+}
+
+/// Progress bars when the prompt is off and stdout is a terminal.
+struct Bars {
+    _mp: MultiProgress,
+    bars: Vec<ProgressBar>,
+}
+
+impl Bars {
+    fn new(names: &[String]) -> Self {
+        let mp = MultiProgress::new();
+        let style = ProgressStyle::with_template("{prefix} {bar:30} {percent:>3}% {msg}")
+            .expect("static template");
+        let bars = names
+            .iter()
+            .map(|n| {
+                let b = mp.add(ProgressBar::new(1000));
+                b.set_style(style.clone());
+                b.set_prefix(n.chars().take(24).collect::<String>());
+                b
+            })
+            .collect();
+        Bars { _mp: mp, bars }
+    }
+
+    fn update(&self, snaps: &[TorrentSnapshot]) {
+        for (t, b) in snaps.iter().zip(&self.bars) {
+            let p = if t.state == TorrentState::Checking {
+                t.check_progress
+            } else {
+                t.progress
+            };
+            b.set_position((p * 1000.0) as u64);
+            b.set_message(format!(
+                "{}  down {}  up {}  peers {}",
+                t.state.as_str(),
+                format_rate(t.down_rate),
+                format_rate(t.up_rate),
+                t.peers_connected
+            ));
+        }
+    }
+
+    fn finish(&self) {
+        for b in &self.bars {
+            b.finish();
         }
     }
 }

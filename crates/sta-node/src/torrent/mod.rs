@@ -180,6 +180,8 @@ struct Totals {
     from_seeds: u64,
     from_peers: u64,
     hash_failures: u32,
+    /// Payload received per peer address, over the whole run.
+    by_ip: HashMap<IpAddr, u64>,
 }
 
 struct TrackerLink {

@@ -31,6 +31,7 @@ impl Torrent {
         p.downloaded += n;
         let ip = p.addr.ip();
         self.totals.downloaded += n;
+        *self.totals.by_ip.entry(ip).or_default() += n;
         if p.state.have.is_complete() {
             self.totals.from_seeds += n;
         } else {

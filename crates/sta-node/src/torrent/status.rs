@@ -12,6 +12,7 @@ use super::{Check, Role, Torrent, TrackerLink};
 use crate::bitfield::Bitfield;
 use crate::picker::{Picker, PickerConfig, PieceState};
 use crate::resume::{self, ResumeData};
+use crate::snapshot::SourceSnapshot;
 use crate::snapshot::{
     FileSnapshot, PeerSnapshot, PieceDetail, PieceMap, TorrentSnapshot, TorrentState,
 };
@@ -390,6 +391,19 @@ impl Torrent {
             downloaded_from_seeds: self.totals.from_seeds,
             downloaded_from_peers: self.totals.from_peers,
             hash_failures: self.totals.hash_failures,
+            sources: {
+                let mut v: Vec<SourceSnapshot> = self
+                    .totals
+                    .by_ip
+                    .iter()
+                    .map(|(ip, n)| SourceSnapshot {
+                        ip: ip.to_string(),
+                        downloaded: *n,
+                    })
+                    .collect();
+                v.sort_by(|a, b| b.downloaded.cmp(&a.downloaded).then(a.ip.cmp(&b.ip)));
+                v
+            },
             ratio: (self.totals.uploaded_before + uploaded) as f64 / geo.total_length.max(1) as f64,
             down_rate,
             up_rate: self.up_meter.rate(),
@@ -408,6 +422,7 @@ impl Torrent {
             banned: self.banned.len(),
             max_upload_rate: self.up_limit.rate(),
             max_download_rate: self.down_limit.rate(),
+            active_secs: self.started_at.elapsed().as_secs_f64(),
             completed_after_secs: self.completed_after,
             trackers: self
                 .tracker

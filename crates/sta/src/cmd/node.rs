@@ -5,11 +5,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use sta_node::config::NodeConfig;
 use sta_node::picker::Strategy;
 use sta_node::torrent::Role;
-use sta_proto::metainfo::{self, Metainfo};
+use sta_proto::metainfo::Metainfo;
 use sta_proto::units::parse_rate;
 
 use crate::runner::{self, RunOptions};
@@ -72,6 +72,18 @@ pub struct NodeArgs {
     /// Seconds between status lines.
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub status_interval: f64,
+    /// Control API address (HTTP + JSON).
+    #[arg(long, env = "STA_API", value_name = "ADDR", default_value = crate::runner::DEFAULT_API)]
+    pub api: std::net::SocketAddr,
+    /// No control API.
+    #[arg(long, conflicts_with = "api_token")]
+    pub no_api: bool,
+    /// Token required from hosts other than this one (needed to bind the API off loopback).
+    #[arg(long, env = "STA_API_TOKEN", value_name = "TOKEN")]
+    pub api_token: Option<String>,
+    /// No interactive prompt even on a terminal (progress bars instead).
+    #[arg(long)]
+    pub no_prompt: bool,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
@@ -113,10 +125,23 @@ impl NodeArgs {
     }
 
     fn run_options(&self, role: Role) -> RunOptions {
+        use std::io::IsTerminal;
+        let json = crate::output::json_mode(self.json);
+        let explicit = std::env::args().any(|a| a == "--api" || a.starts_with("--api="))
+            || std::env::var_os("STA_API").is_some();
         RunOptions {
+            api: crate::runner::ApiOptions {
+                addr: (!self.no_api).then_some(self.api),
+                explicit,
+                token: self.api_token.clone(),
+            },
+            prompt: !json
+                && !self.no_prompt
+                && std::io::stdin().is_terminal()
+                && std::io::stdout().is_terminal(),
             role,
             dir: self.dir.clone(),
-            json: crate::output::json_mode(self.json),
+            json,
             exit_on_complete: self.exit_on_complete,
             status_interval: std::time::Duration::from_secs_f64(self.status_interval.max(0.1)),
             torrent_limits: (
@@ -182,14 +207,21 @@ pub struct GetCmd {
 
 /// Reads and checks a torrent file.
 pub fn load_torrent(path: &Path) -> anyhow::Result<Metainfo> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    metainfo::parse(&bytes).with_context(|| format!("{} is not a usable torrent", path.display()))
+    Ok(sta_node::source::load_file(path)?)
+}
+
+/// Loads a torrent file or resolves a magnet link.
+fn load_source(s: &str) -> anyhow::Result<Metainfo> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(sta_node::source::load(s))?)
 }
 
 pub fn run_node(a: NodeCmd) -> anyhow::Result<ExitCode> {
     let mut metas = Vec::new();
     for t in &a.torrents {
-        metas.push(crate::magnet::load_source(t)?);
+        metas.push(load_source(t)?);
     }
     runner::run(
         a.node.node_config(),
@@ -199,7 +231,7 @@ pub fn run_node(a: NodeCmd) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_get(a: GetCmd) -> anyhow::Result<ExitCode> {
-    let m = crate::magnet::load_source(&a.source)?;
+    let m = load_source(&a.source)?;
     runner::run(
         a.node.node_config(),
         vec![m],

@@ -1,0 +1,120 @@
+//! Turning what a user typed into a torrent: a `.torrent` path, or a magnet
+//! link resolved through the catalog of an sta tracker named in its `tr`
+//! (`GET /torrents/<info-hash>.torrent`). Metadata from peers (BEP 9) comes
+//! later.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sta_proto::magnet::{Magnet, MagnetError};
+use sta_proto::metainfo::{self, Metainfo, MetainfoError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{path} is not a usable torrent: {error}")]
+    Torrent { path: String, error: MetainfoError },
+    #[error(transparent)]
+    Magnet(#[from] MagnetError),
+    #[error(
+        "magnet link has no tracker (tr=); sta resolves magnets through an sta tracker's catalog"
+    )]
+    NoTracker,
+    #[error("could not fetch the torrent for this magnet from its trackers' catalogs:\n  {0}")]
+    Unresolved(String),
+}
+
+/// Loads a `.torrent` file or resolves a magnet link.
+pub async fn load(s: &str) -> Result<Metainfo, SourceError> {
+    if s.get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
+    {
+        resolve(&Magnet::parse(s)?).await
+    } else {
+        load_file(Path::new(s))
+    }
+}
+
+pub fn load_file(path: &Path) -> Result<Metainfo, SourceError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|error| SourceError::Read {
+        path: shown.clone(),
+        error,
+    })?;
+    metainfo::parse(&bytes).map_err(|error| SourceError::Torrent { path: shown, error })
+}
+
+/// `http://host:port` of a tracker URL. sta serves HTTP and UDP on the same
+/// port by default, so a `udp://` tracker's catalog is tried there too.
+pub fn catalog_base(tracker: &str) -> Option<String> {
+    let rest = tracker
+        .strip_prefix("http://")
+        .or_else(|| tracker.strip_prefix("udp://"))?;
+    let hostport = rest.split('/').next()?;
+    (!hostport.is_empty()).then(|| format!("http://{hostport}"))
+}
+
+/// Fetches the torrent from the first catalog that has it and checks that its
+/// info-hash is the magnet's.
+pub async fn resolve(m: &Magnet) -> Result<Metainfo, SourceError> {
+    if m.trackers.is_empty() {
+        return Err(SourceError::NoTracker);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("HTTP client without TLS builds");
+    let mut errors = Vec::new();
+    for t in &m.trackers {
+        let Some(base) = catalog_base(t) else {
+            errors.push(format!("{t}: not an http:// or udp:// tracker"));
+            continue;
+        };
+        let url = format!("{base}/torrents/{}.torrent", m.info_hash.to_hex());
+        let bytes = match client.get(&url).send().await {
+            Ok(r) if r.status().is_success() => match r.bytes().await {
+                Ok(b) => b,
+                Err(e) => {
+                    errors.push(format!("{url}: {e}"));
+                    continue;
+                }
+            },
+            Ok(r) => {
+                errors.push(format!("{url}: HTTP {}", r.status()));
+                continue;
+            }
+            Err(e) => {
+                errors.push(format!("{url}: {e}"));
+                continue;
+            }
+        };
+        match metainfo::parse(&bytes) {
+            Ok(meta) if meta.info_hash == m.info_hash => return Ok(meta),
+            Ok(meta) => errors.push(format!(
+                "{url}: returned info-hash {}, not the magnet's {}",
+                meta.info_hash, m.info_hash
+            )),
+            Err(e) => errors.push(format!("{url}: not a usable torrent: {e}")),
+        }
+    }
+    Err(SourceError::Unresolved(errors.join("\n  ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_base_of_trackers() {
+        assert_eq!(
+            catalog_base("http://1.2.3.4:6969/announce").as_deref(),
+            Some("http://1.2.3.4:6969")
+        );
+        assert_eq!(
+            catalog_base("udp://t.example:6969").as_deref(),
+            Some("http://t.example:6969")
+        );
+        assert_eq!(catalog_base("wss://x"), None);
+    }
+}
