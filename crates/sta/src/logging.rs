@@ -60,7 +60,9 @@ impl Drop for EventWriter {
             return;
         }
         let mut g = PRINTER.lock().unwrap_or_else(|e| e.into_inner());
-        match g.as_mut() {
+        // A redirected stderr keeps the log; only a terminal's goes above the prompt.
+        use std::io::IsTerminal;
+        match g.as_mut().filter(|_| std::io::stderr().is_terminal()) {
             Some(p) => p(text),
             None => {
                 use std::io::Write;

@@ -3,6 +3,7 @@
 //! (0 done, 1 failed, 2 usage error, 130 interrupted).
 
 mod cmd;
+mod dashboard;
 mod logging;
 mod output;
 mod prompt;
@@ -40,6 +41,8 @@ enum Command {
     Swarm(cmd::swarm::Args),
     /// Send a prompt command (status, peers, pieces, pause, quit, ...) to a running node.
     Ctl(cmd::ctl::Args),
+    /// Live dashboard of a running node.
+    Top(dashboard::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::Get(a) => cmd::node::run_get(a),
         Command::Swarm(a) => cmd::swarm::run(a),
         Command::Ctl(a) => cmd::ctl::run(a),
+        Command::Top(a) => dashboard::run_top(a),
     };
     match result {
         Ok(code) => code,

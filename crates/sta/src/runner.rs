@@ -42,6 +42,7 @@ pub struct RunOptions {
     pub torrent_limits: (Option<u64>, Option<u64>),
     pub api: ApiOptions,
     pub prompt: bool,
+    pub tui: bool,
 }
 
 enum Exit {
@@ -150,7 +151,24 @@ async fn run_async(
         )?;
         crate::logging::set_printer(Some(printer));
     }
-    let bars = (!opts.json && !opts.prompt && std::io::stdout().is_terminal())
+    if opts.tui {
+        let controller = Controller::new(session.clone(), opts.dir.clone(), quit.clone());
+        let rt = tokio::runtime::Handle::current();
+        // Logs would scribble over the full-screen view: keep them out of it.
+        crate::logging::set_printer(Some(Box::new(|_| {})));
+        std::thread::Builder::new()
+            .name("dashboard".into())
+            .spawn(move || {
+                if let Err(e) = crate::dashboard::run(
+                    &rt,
+                    crate::dashboard::Source::Local(Box::new(controller)),
+                    true,
+                ) {
+                    eprintln!("dashboard: {e:#}");
+                }
+            })?;
+    }
+    let bars = (!opts.json && !opts.prompt && !opts.tui && std::io::stdout().is_terminal())
         .then(|| Bars::new(&handles.iter().map(|h| h.name.clone()).collect::<Vec<_>>()));
     let mut sigterm = signal(SignalKind::terminate())?;
     let interval = if opts.json || bars.is_some() {
@@ -229,7 +247,7 @@ fn report(
         crate::output::json_line(&node_snapshot(elapsed, snaps));
     } else if let Some(b) = bars {
         b.update(snaps);
-    } else if !opts.prompt {
+    } else if !opts.prompt && !opts.tui {
         for t in snaps {
             println!("{}", human_line(t));
         }

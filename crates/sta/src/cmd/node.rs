@@ -84,6 +84,9 @@ pub struct NodeArgs {
     /// No interactive prompt even on a terminal (progress bars instead).
     #[arg(long)]
     pub no_prompt: bool,
+    /// Full-screen dashboard instead of the prompt (q stops the node).
+    #[arg(long, conflicts_with = "no_prompt")]
+    pub tui: bool,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
@@ -137,8 +140,10 @@ impl NodeArgs {
             },
             prompt: !json
                 && !self.no_prompt
+                && !self.tui
                 && std::io::stdin().is_terminal()
                 && std::io::stdout().is_terminal(),
+            tui: !json && self.tui && std::io::stdout().is_terminal(),
             role,
             dir: self.dir.clone(),
             json,
