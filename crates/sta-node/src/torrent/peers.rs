@@ -304,7 +304,9 @@ impl Torrent {
             }
         };
         match event {
-            Event::Nothing | Event::Interested | Event::NotInterested => {}
+            Event::Nothing | Event::NotInterested => {}
+            // A free upload slot goes to a newly interested peer at once, not at the next tick.
+            Event::Interested => self.run_choker(now),
             Event::Choked(dropped) => {
                 for b in dropped {
                     self.picker.on_request_dropped(b);

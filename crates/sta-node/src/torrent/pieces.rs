@@ -216,6 +216,8 @@ impl Torrent {
         if let Err(e) = self.storage.create_empty_files() {
             tracing::warn!(error = %e, "cannot create empty files");
         }
+        // Our own writes changed the files: this is the state to watch from now on.
+        self.stamps = self.storage.file_stamps();
         if let Some(t) = &self.tracker {
             let _ = t.events.try_send(sta_proto::tracker::Event::Completed);
         }
