@@ -12,7 +12,6 @@ use rand::RngExt;
 use sta_proto::metainfo::Metainfo;
 use sta_proto::{InfoHash, PeerId};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -22,9 +21,11 @@ use crate::ratelimit::RateLimiter;
 use crate::storage::StorageError;
 use crate::torrent::{self, Role, TorrentCmd, TorrentHandle, TorrentParams};
 
-/// Incoming connections allowed to sit in their handshake at once; beyond
-/// this new ones are closed, so a connection flood cannot pin memory.
-const MAX_PENDING_HANDSHAKES: usize = 64;
+/// Incoming connections allowed to sit in their handshake at once. Beyond
+/// this the oldest is dropped for the newcomer: a flood of idle connections
+/// cannot pin memory, nor lock out a real peer, which finishes its handshake
+/// in milliseconds.
+const MAX_PENDING_HANDSHAKES: usize = 128;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +191,9 @@ impl Session {
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, cancel: CancellationToken) {
-    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    let pending: Arc<std::sync::Mutex<std::collections::VecDeque<(u64, CancellationToken)>>> =
+        Arc::default();
+    let mut next_id = 0u64;
     loop {
         let (mut stream, addr) = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -204,15 +207,31 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, cancel: Cancell
                 }
             },
         };
-        let Ok(permit) = pending.clone().try_acquire_owned() else {
-            tracing::debug!(%addr, "too many handshakes under way; closing");
-            continue;
-        };
-        let shared = shared.clone();
+        next_id += 1;
+        let id = next_id;
+        let evict = cancel.child_token();
+        {
+            let mut p = pending.lock().expect("pending handshakes");
+            if p.len() >= MAX_PENDING_HANDSHAKES
+                && let Some((_, oldest)) = p.pop_front()
+            {
+                oldest.cancel();
+            }
+            p.push_back((id, evict.clone()));
+        }
+        let (shared, pending) = (shared.clone(), pending.clone());
         tokio::spawn(async move {
-            let _permit = permit;
-            let prefix =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, read_handshake_prefix(&mut stream)).await;
+            let prefix = tokio::select! {
+                _ = evict.cancelled() => {
+                    tracing::debug!(%addr, "dropping an idle handshake for a newer connection");
+                    return;
+                }
+                r = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_handshake_prefix(&mut stream)) => r,
+            };
+            pending
+                .lock()
+                .expect("pending handshakes")
+                .retain(|(i, _)| *i != id);
             match prefix {
                 Ok(Ok((_reserved, info_hash))) => match shared.find(&info_hash) {
                     Some(t) => {

@@ -4,6 +4,7 @@
 //! synchronise.
 
 pub mod files;
+pub mod peer;
 pub mod proc;
 pub mod sta;
 pub mod tools;

@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub api: ApiOptions,
     pub prompt: bool,
     pub tui: bool,
+    /// Peers to dial directly (`--peer`), besides what trackers and magnets give.
+    pub peers: Vec<String>,
 }
 
 enum Exit {
@@ -91,8 +93,20 @@ async fn run_async(
     let api_listener = bind_api(&opts.api).await?;
     let session = Session::start(config).await?;
     let mut handles = Vec::new();
+    let mut direct: Vec<SocketAddr> = Vec::new();
+    for p in &opts.peers {
+        let found = tokio::net::lookup_host(p)
+            .await
+            .with_context(|| format!("cannot resolve peer {p}"))?;
+        direct.extend(found);
+    }
     for m in metas {
-        handles.push(session.add_torrent(m, opts.dir.clone(), opts.role, opts.torrent_limits)?);
+        let h = session.add_torrent(m, opts.dir.clone(), opts.role, opts.torrent_limits)?;
+        if !direct.is_empty() {
+            h.send(sta_node::torrent::TorrentCmd::AddPeers(direct.clone()))
+                .await;
+        }
+        handles.push(h);
     }
     let state_dir = session.config.resolved_state_dir();
     let quit = CancellationToken::new();

@@ -198,12 +198,13 @@ async fn write_loop(
 ) {
     let mut queue: VecDeque<BlockRef> = VecDeque::new();
     let mut window: Option<(u64, Bytes)> = None;
-    let result: Result<(), String> = async {
+    let mut refused = 0usize;
+    let work = async {
         loop {
             // Take every command already waiting, without blocking.
             loop {
                 match rx.try_recv() {
-                    Ok(cmd) => handle_cmd(cmd, &mut queue, &mut sink).await?,
+                    Ok(cmd) => handle_cmd(cmd, &mut queue, &mut refused, &mut sink).await?,
                     Err(mpsc::error::TryRecvError::Empty) => break,
                     Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
                 }
@@ -230,14 +231,18 @@ async fn write_loop(
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => handle_cmd(cmd, &mut queue, &mut sink).await?,
+                    Some(cmd) => handle_cmd(cmd, &mut queue, &mut refused, &mut sink).await?,
                     None => return Ok(()),
                 },
             }
         }
-    }
-    .await;
-    let _ = SinkExt::<Message>::flush(&mut sink).await;
+    };
+    // Every await above (socket writes, rate limits, disk reads) ends with the
+    // connection: a peer that stops reading cannot hold us in a write.
+    let result: Result<(), String> = tokio::select! {
+        _ = cancel.cancelled() => Ok(()),
+        r = work => r,
+    };
     if let Err(e) = result {
         *reason.lock().expect("reason") = Some(e);
     }
@@ -247,6 +252,7 @@ async fn write_loop(
 async fn handle_cmd(
     cmd: WriterCmd,
     queue: &mut VecDeque<BlockRef>,
+    refused: &mut usize,
     sink: &mut FramedWrite<tokio::net::tcp::OwnedWriteHalf, PeerCodec>,
 ) -> Result<(), String> {
     match cmd {
@@ -258,13 +264,16 @@ async fn handle_cmd(
             sink.feed(m).await.map_err(|e| e.to_string())?;
         }
         WriterCmd::Serve(b) => {
-            if queue.len() >= 2 * MAX_SERVE_QUEUE {
-                return Err(format!(
-                    "request flood: more than {} requests queued",
-                    2 * MAX_SERVE_QUEUE
-                ));
-            }
-            if queue.len() < MAX_SERVE_QUEUE && !queue.contains(&b) {
+            if queue.len() >= MAX_SERVE_QUEUE {
+                // Refused; a peer that keeps asking past the limit is flooding.
+                *refused += 1;
+                if *refused > MAX_SERVE_QUEUE {
+                    return Err(format!(
+                        "request flood: {} requests past the {MAX_SERVE_QUEUE} queued",
+                        *refused
+                    ));
+                }
+            } else {
                 queue.push_back(b);
             }
         }

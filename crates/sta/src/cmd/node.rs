@@ -14,8 +14,12 @@ use sta_proto::units::parse_rate;
 
 use crate::runner::{self, RunOptions};
 
-fn rate(s: &str) -> Result<Option<u64>, String> {
-    parse_rate(s).map_err(|e| e.to_string())
+/// A rate limit flag: bytes per second, or `None` for unlimited (`0`, `unlimited`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub Option<u64>);
+
+pub fn rate(s: &str) -> Result<Limit, String> {
+    parse_rate(s).map(Limit).map_err(|e| e.to_string())
 }
 
 /// Flags every command that moves data takes.
@@ -38,16 +42,16 @@ pub struct NodeArgs {
     pub announce_port: Option<u16>,
     /// Upload limit for this node, e.g. 2MiB, 500KiB (per second); 0 = unlimited.
     #[arg(long, alias = "upload-limit", env = "STA_MAX_UPLOAD_RATE", value_name = "RATE", value_parser = rate)]
-    pub max_upload_rate: Option<Option<u64>>,
+    pub max_upload_rate: Option<Limit>,
     /// Download limit for this node (per second); 0 = unlimited.
     #[arg(long, alias = "download-limit", env = "STA_MAX_DOWNLOAD_RATE", value_name = "RATE", value_parser = rate)]
-    pub max_download_rate: Option<Option<u64>>,
+    pub max_download_rate: Option<Limit>,
     /// Upload limit for each torrent (per second).
     #[arg(long, value_name = "RATE", value_parser = rate)]
-    pub torrent_upload_rate: Option<Option<u64>>,
+    pub torrent_upload_rate: Option<Limit>,
     /// Download limit for each torrent (per second).
     #[arg(long, value_name = "RATE", value_parser = rate)]
-    pub torrent_download_rate: Option<Option<u64>>,
+    pub torrent_download_rate: Option<Limit>,
     /// Where resume files go [default: $XDG_STATE_HOME/sta or ~/.local/state/sta].
     #[arg(long, env = "STA_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -63,6 +67,9 @@ pub struct NodeArgs {
     /// Piece picker (random exists only to show why rarest-first matters).
     #[arg(long, value_enum, hide = true)]
     pub picker: Option<PickerArg>,
+    /// Also connect to this peer (host:port); repeat for more. Works without a tracker.
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    pub peers: Vec<String>,
     /// Exit 0 once every piece of every torrent is verified.
     #[arg(long)]
     pub exit_on_complete: bool,
@@ -105,10 +112,10 @@ impl NodeArgs {
         };
         c.announce_port = self.announce_port;
         c.state_dir = self.state_dir.clone();
-        if let Some(r) = self.max_upload_rate {
+        if let Some(Limit(r)) = self.max_upload_rate {
             c.max_upload_rate = r;
         }
-        if let Some(r) = self.max_download_rate {
+        if let Some(Limit(r)) = self.max_download_rate {
             c.max_download_rate = r;
         }
         if let Some(n) = self.max_peers {
@@ -147,11 +154,12 @@ impl NodeArgs {
             role,
             dir: self.dir.clone(),
             json,
+            peers: self.peers.clone(),
             exit_on_complete: self.exit_on_complete,
             status_interval: std::time::Duration::from_secs_f64(self.status_interval.max(0.1)),
             torrent_limits: (
-                self.torrent_upload_rate.flatten(),
-                self.torrent_download_rate.flatten(),
+                self.torrent_upload_rate.and_then(|l| l.0),
+                self.torrent_download_rate.and_then(|l| l.0),
             ),
         }
     }
@@ -223,10 +231,11 @@ fn load_source(s: &str) -> anyhow::Result<Metainfo> {
     Ok(rt.block_on(sta_node::source::load(s))?)
 }
 
-pub fn run_node(a: NodeCmd) -> anyhow::Result<ExitCode> {
+pub fn run_node(mut a: NodeCmd) -> anyhow::Result<ExitCode> {
     let mut metas = Vec::new();
     for t in &a.torrents {
         metas.push(load_source(t)?);
+        a.node.peers.extend(magnet_peers(t));
     }
     runner::run(
         a.node.node_config(),
@@ -235,8 +244,16 @@ pub fn run_node(a: NodeCmd) -> anyhow::Result<ExitCode> {
     )
 }
 
-pub fn run_get(a: GetCmd) -> anyhow::Result<ExitCode> {
+/// Peers named by a magnet link's `x.pe`, to dial directly.
+fn magnet_peers(s: &str) -> Vec<String> {
+    sta_proto::magnet::Magnet::parse(s)
+        .map(|m| m.peers)
+        .unwrap_or_default()
+}
+
+pub fn run_get(mut a: GetCmd) -> anyhow::Result<ExitCode> {
     let m = load_source(&a.source)?;
+    a.node.peers.extend(magnet_peers(&a.source));
     runner::run(
         a.node.node_config(),
         vec![m],

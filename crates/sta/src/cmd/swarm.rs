@@ -11,14 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use sta_proto::units::{format_bytes, format_limit, parse_rate, parse_size};
+use sta_proto::units::{format_bytes, format_limit, parse_size};
 
 use super::swarm_procs::{Child, Line, spawn_child};
 use super::swarm_view::{Row, View};
 
-fn rate(s: &str) -> Result<Option<u64>, String> {
-    parse_rate(s).map_err(|e| e.to_string())
-}
+use super::node::{Limit, rate};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -36,13 +34,13 @@ pub struct Args {
     pub piece_length: String,
     /// Upload limit of every node, per second (e.g. 2MiB).
     #[arg(long, alias = "upload-limit", value_name = "RATE", value_parser = rate)]
-    pub max_upload_rate: Option<Option<u64>>,
+    pub max_upload_rate: Option<Limit>,
     /// Download limit of every node, per second.
     #[arg(long, value_name = "RATE", value_parser = rate)]
-    pub max_download_rate: Option<Option<u64>>,
+    pub max_download_rate: Option<Limit>,
     /// Upload limit of the seeder alone, per second.
     #[arg(long, value_name = "RATE", value_parser = rate)]
-    pub seeder_upload_rate: Option<Option<u64>>,
+    pub seeder_upload_rate: Option<Limit>,
     /// Work folder [default: a new temporary folder].
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -244,12 +242,12 @@ impl Swarm {
             format_bytes(size),
             m.info.num_pieces(),
             format_bytes(u64::from(m.info.piece_length)),
-            format_limit(a.max_upload_rate.flatten()),
-            format_limit(a.max_download_rate.flatten()),
+            format_limit(a.max_upload_rate.and_then(|l| l.0)),
+            format_limit(a.max_download_rate.and_then(|l| l.0)),
             format_limit(
                 a.seeder_upload_rate
-                    .flatten()
-                    .or(a.max_upload_rate.flatten())
+                    .and_then(|l| l.0)
+                    .or(a.max_upload_rate.and_then(|l| l.0))
             ),
         );
         println!("  work folder {}", self.work.display());
@@ -260,8 +258,8 @@ impl Swarm {
         let mut seed_args = self.node_args("seeder", &torrent, &seed_dir, &seeder_ip, "seeder");
         if let Some(r) = a
             .seeder_upload_rate
-            .flatten()
-            .or(a.max_upload_rate.flatten())
+            .and_then(|l| l.0)
+            .or(a.max_upload_rate.and_then(|l| l.0))
         {
             seed_args.extend(["--max-upload-rate".into(), r.to_string()]);
         }
@@ -276,10 +274,10 @@ impl Swarm {
             let ip = format!("127.0.0.{}", 10 + i);
             let dir = self.work.join(&name);
             let mut args = self.node_args(&name, &torrent, &dir, &ip, "leecher");
-            if let Some(r) = a.max_upload_rate.flatten() {
+            if let Some(r) = a.max_upload_rate.and_then(|l| l.0) {
                 args.extend(["--max-upload-rate".into(), r.to_string()]);
             }
-            if let Some(r) = a.max_download_rate.flatten() {
+            if let Some(r) = a.max_download_rate.and_then(|l| l.0) {
                 args.extend(["--max-download-rate".into(), r.to_string()]);
             }
             let (child, mut lrx) = spawn_child(&self.exe, &name, &args, &self.work)?;
