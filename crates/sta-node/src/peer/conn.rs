@@ -197,7 +197,7 @@ async fn write_loop(
     reason: Arc<Mutex<Option<String>>>,
 ) {
     let mut queue: VecDeque<BlockRef> = VecDeque::new();
-    let mut window: Option<(u64, Bytes)> = None;
+    let mut window = DiskWindow::default();
     let mut refused = 0usize;
     let work = async {
         loop {
@@ -210,7 +210,7 @@ async fn write_loop(
                 }
             }
             if let Some(b) = queue.pop_front() {
-                let data = read_block(&ctx, &mut window, b).await?;
+                let data = window.block(&ctx, b, &queue).await?;
                 let n = data.len() as u64;
                 for l in &ctx.upload {
                     l.acquire(n).await;
@@ -282,44 +282,105 @@ async fn handle_cmd(
     Ok(())
 }
 
-/// The block's bytes, from the cached read window or a new positional read.
-async fn read_block(
-    ctx: &ConnContext,
-    window: &mut Option<(u64, Bytes)>,
-    b: BlockRef,
-) -> Result<Bytes, String> {
-    let start = b.piece as u64 * ctx.piece_length + u64::from(b.offset);
-    let end = start + u64::from(b.len);
-    if let Some((w, data)) = window.as_ref()
-        && start >= *w
-        && end <= *w + data.len() as u64
-    {
-        return Ok(data.slice((start - w) as usize..(end - w) as usize));
+/// Disk reads for uploads: a window of up to [`READ_WINDOW`] bytes read in
+/// one go, and the next window read ahead on a blocking thread while this
+/// one is being sent, so that disk and socket work overlap.
+/// A window being read: its start and end offsets and the blocking read.
+type ReadAhead = (u64, u64, tokio::task::JoinHandle<std::io::Result<Vec<u8>>>);
+
+#[derive(Default)]
+struct DiskWindow {
+    current: Option<(u64, Bytes)>,
+    ahead: Option<ReadAhead>,
+    spare: Option<Vec<u8>>,
+}
+
+impl DiskWindow {
+    fn span(ctx: &ConnContext, b: &BlockRef) -> (u64, u64) {
+        let start = b.piece as u64 * ctx.piece_length + u64::from(b.offset);
+        (start, start + u64::from(b.len))
     }
-    // Read from the block to the end of its window, within the piece.
-    let piece_start = b.piece as u64 * ctx.piece_length;
-    let piece_end = piece_start + ctx.piece_length;
-    let wstart = start;
-    let wend = (start + READ_WINDOW).min(piece_end).max(end);
-    let storage = ctx.storage.clone();
-    let data = tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; (wend - wstart) as usize];
-        // The last piece may be short: read only what exists.
-        match storage.read(wstart, &mut buf) {
-            Ok(()) => Ok(buf),
-            Err(_) => {
-                let mut small = vec![0u8; (end - wstart) as usize];
-                storage.read(wstart, &mut small).map(|_| small)
+
+    fn covers(&self, start: u64, end: u64) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|(w, d)| start >= *w && end <= *w + d.len() as u64)
+    }
+
+    /// Starts reading the window that begins at block `b`.
+    fn start_read(
+        &mut self,
+        ctx: &ConnContext,
+        b: &BlockRef,
+    ) -> (u64, u64, tokio::task::JoinHandle<std::io::Result<Vec<u8>>>) {
+        let (start, end) = Self::span(ctx, b);
+        let piece_end = b.piece as u64 * ctx.piece_length + ctx.piece_length;
+        let wend = (start + READ_WINDOW).min(piece_end).max(end);
+        let storage = ctx.storage.clone();
+        let mut buf = self.spare.take().unwrap_or_default();
+        let h = tokio::task::spawn_blocking(move || {
+            buf.resize((wend - start) as usize, 0);
+            // The last piece may be short: then read only up to the block's end.
+            match storage.read(start, &mut buf) {
+                Ok(()) => Ok(buf),
+                Err(_) => {
+                    buf.truncate((end - start) as usize);
+                    storage.read(start, &mut buf).map(|_| buf)
+                }
             }
+        });
+        (start, wend, h)
+    }
+
+    fn install(&mut self, start: u64, data: Vec<u8>) {
+        // Reuse the old window's memory when no block of it is still in use.
+        if let Some((_, old)) = self.current.take()
+            && let Ok(m) = old.try_into_mut()
+        {
+            self.spare = Some(Vec::from(m));
         }
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("cannot read piece {} from disk: {e}", b.piece))?;
-    let data = Bytes::from(data);
-    let block = data.slice(0..b.len as usize);
-    *window = Some((wstart, data));
-    Ok(block)
+        self.current = Some((start, Bytes::from(data)));
+    }
+
+    /// The bytes of `b`; `queue` is what the peer asked for next (read ahead).
+    async fn block(
+        &mut self,
+        ctx: &ConnContext,
+        b: BlockRef,
+        queue: &VecDeque<BlockRef>,
+    ) -> Result<Bytes, String> {
+        let (start, end) = Self::span(ctx, &b);
+        if !self.covers(start, end) {
+            let job = match self.ahead.take() {
+                Some((s, e, h)) if start >= s && end <= e => (s, h),
+                other => {
+                    if let Some((_, _, h)) = other {
+                        h.abort();
+                    }
+                    let (s, _, h) = self.start_read(ctx, &b);
+                    (s, h)
+                }
+            };
+            let data = job
+                .1
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("cannot read piece {} from disk: {e}", b.piece))?;
+            self.install(job.0, data);
+        }
+        let (w, data) = self.current.as_ref().expect("window installed above");
+        let block = data.slice((start - w) as usize..(end - w) as usize);
+        if self.ahead.is_none()
+            && let Some(next) = queue.iter().take(256).find(|n| {
+                let (s, e) = Self::span(ctx, n);
+                !self.covers(s, e)
+            })
+        {
+            let next = *next;
+            self.ahead = Some(self.start_read(ctx, &next));
+        }
+        Ok(block)
+    }
 }
 
 /// Opens a TCP connection from `bind` (if set) to `addr`.

@@ -45,9 +45,15 @@ impl Torrent {
             } => {
                 let plen = self.geo.piece_len(block.piece) as usize;
                 let nblocks = self.geo.blocks_in_piece(block.piece) as usize;
-                let buf = self.buffers.entry(block.piece).or_insert_with(|| PieceBuf {
-                    data: vec![0u8; plen],
-                    senders: vec![None; nblocks],
+                let spare = &mut self.spare_buffers;
+                let buf = self.buffers.entry(block.piece).or_insert_with(|| {
+                    // A reused buffer needs no zeroing: every block of the piece overwrites its part.
+                    let mut data = spare.pop().unwrap_or_default();
+                    data.resize(plen, 0);
+                    PieceBuf {
+                        data,
+                        senders: vec![None; nblocks],
+                    }
                 });
                 let at = block.offset as usize;
                 buf.data[at..at + data.len()].copy_from_slice(&data);
@@ -83,20 +89,11 @@ impl Torrent {
             return;
         };
         let expected = self.p.metainfo.info.pieces[index as usize];
-        let storage = self.storage.clone();
-        let offset = storage.piece_offset(index);
         let tx = self.disk_tx.clone();
+        let writer = self.writer.clone();
         let want_blocks = self.failed_blocks.contains_key(&index);
         self.tasks.spawn_blocking(move || {
             let hash_ok = <[u8; 20]>::from(Sha1::digest(&buf.data)) == expected;
-            let write_error = if hash_ok {
-                storage
-                    .write(offset, &buf.data)
-                    .err()
-                    .map(|e| e.to_string())
-            } else {
-                None
-            };
             // Block hashes are only needed to attribute a failure, or to find
             // the culprit when a piece that failed before now passes.
             let block_hashes = if !hash_ok || want_blocks {
@@ -107,17 +104,33 @@ impl Torrent {
             } else {
                 Vec::new()
             };
-            let _ = tx.blocking_send(PieceResult {
+            let r = PieceResult {
                 index,
                 hash_ok,
-                write_error,
+                write_error: None,
                 block_hashes,
                 senders: buf.senders,
-            });
+                data: buf.data,
+            };
+            if hash_ok {
+                // Good pieces go to the torrent's one writer thread.
+                if let Err(std::sync::mpsc::SendError(r)) = writer.send(r) {
+                    let _ = tx.blocking_send(PieceResult {
+                        write_error: Some("storage writer stopped".into()),
+                        ..r
+                    });
+                }
+            } else {
+                let _ = tx.blocking_send(r);
+            }
         });
     }
 
-    pub(super) fn on_piece_result(&mut self, r: PieceResult) {
+    pub(super) fn on_piece_result(&mut self, mut r: PieceResult) {
+        // Keep enough spare buffers for the pieces that can be in flight.
+        if self.spare_buffers.len() < 16 {
+            self.spare_buffers.push(std::mem::take(&mut r.data));
+        }
         if let Some(e) = r.write_error {
             // Not marked verified: the data is not on disk. Stop downloading.
             let msg = format!("cannot write to {}: {e}", self.storage.root().display());
