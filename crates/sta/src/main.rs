@@ -43,6 +43,8 @@ enum Command {
     Ctl(cmd::ctl::Args),
     /// Live dashboard of a running node.
     Top(dashboard::Args),
+    /// A multi-host lab on this machine: hosts in network namespaces with shaped links (root).
+    Lab(cmd::lab::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -63,6 +65,7 @@ fn main() -> std::process::ExitCode {
         Command::Swarm(a) => cmd::swarm::run(a),
         Command::Ctl(a) => cmd::ctl::run(a),
         Command::Top(a) => dashboard::run_top(a),
+        Command::Lab(a) => cmd::lab::run(a),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,8 @@
 pub mod create;
 pub mod ctl;
 pub mod info;
+pub mod lab;
+mod lab_net;
 pub mod node;
 pub mod swarm;
 mod swarm_procs;

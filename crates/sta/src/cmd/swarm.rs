@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use sta_proto::units::{format_bytes, format_limit, parse_size};
 
-use super::swarm_procs::{Child, Line, spawn_child};
+use super::swarm_procs::{Child, Line, forward, spawn_child, wait_ready};
 use super::swarm_view::{Row, View};
 
 use super::node::{Limit, rate};
@@ -355,44 +355,8 @@ impl Swarm {
     }
 }
 
-async fn wait_ready(
-    rx: &mut tokio::sync::mpsc::Receiver<serde_json::Value>,
-    what: &str,
-) -> anyhow::Result<serde_json::Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let v = tokio::select! {
-            v = rx.recv() => v,
-            _ = tokio::time::sleep_until(deadline) => bail!("{what} did not start within 60 s"),
-        };
-        match v {
-            Some(v) if v["event"] == "ready" => return Ok(v),
-            Some(v) if v["event"] == "exited" => bail!(
-                "{what} failed to start: {}",
-                v["detail"].as_str().unwrap_or("")
-            ),
-            Some(_) => {}
-            None => bail!("{what} exited before it was ready"),
-        }
-    }
-}
-
-fn forward(
-    mut rx: tokio::sync::mpsc::Receiver<serde_json::Value>,
-    node: usize,
-    tx: tokio::sync::mpsc::Sender<Line>,
-) {
-    tokio::spawn(async move {
-        while let Some(value) = rx.recv().await {
-            if tx.send(Line { node, value }).await.is_err() {
-                break;
-            }
-        }
-    });
-}
-
 /// Writes `size` pseudo-random bytes quickly (the content only has to be unique).
-fn generate(path: &Path, size: u64) -> anyhow::Result<()> {
+pub(super) fn generate(path: &Path, size: u64) -> anyhow::Result<()> {
     use rand::{Rng, SeedableRng};
     use std::io::Write;
     let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
@@ -409,7 +373,7 @@ fn generate(path: &Path, size: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sha256(path: &Path) -> anyhow::Result<String> {
+pub(super) fn sha256(path: &Path) -> anyhow::Result<String> {
     use sha2::{Digest, Sha256};
     use std::io::Read;
     let mut f =

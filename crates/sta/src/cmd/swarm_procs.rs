@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use anyhow::bail;
+
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -98,4 +100,40 @@ impl Child {
             let _ = self.child.kill().await;
         }
     }
+}
+
+pub async fn wait_ready(
+    rx: &mut tokio::sync::mpsc::Receiver<serde_json::Value>,
+    what: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = tokio::select! {
+            v = rx.recv() => v,
+            _ = tokio::time::sleep_until(deadline) => bail!("{what} did not start within 60 s"),
+        };
+        match v {
+            Some(v) if v["event"] == "ready" => return Ok(v),
+            Some(v) if v["event"] == "exited" => bail!(
+                "{what} failed to start: {}",
+                v["detail"].as_str().unwrap_or("")
+            ),
+            Some(_) => {}
+            None => bail!("{what} exited before it was ready"),
+        }
+    }
+}
+
+pub fn forward(
+    mut rx: tokio::sync::mpsc::Receiver<serde_json::Value>,
+    node: usize,
+    tx: tokio::sync::mpsc::Sender<Line>,
+) {
+    tokio::spawn(async move {
+        while let Some(value) = rx.recv().await {
+            if tx.send(Line { node, value }).await.is_err() {
+                break;
+            }
+        }
+    });
 }
