@@ -6,6 +6,7 @@
 pub mod files;
 pub mod peer;
 pub mod proc;
+pub mod reference;
 pub mod sta;
 pub mod tools;
 

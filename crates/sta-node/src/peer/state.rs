@@ -30,8 +30,6 @@ const RECENT_DROPPED: usize = 256;
 pub enum Violation {
     #[error("bad bitfield: {0}")]
     Bitfield(#[from] BitfieldError),
-    #[error("bitfield sent after other messages")]
-    LateBitfield,
     #[error("have for piece {0}, past the last piece")]
     HaveOutOfRange(u32),
     #[error("request outside the torrent: {0:?}")]
@@ -57,6 +55,8 @@ pub enum Event {
     Have(u32),
     /// The peer's bitfield is set.
     Bitfield,
+    /// A later bitfield added these pieces.
+    Haves(Vec<u32>),
     /// Block data. `requested`: it was outstanding (false for a late block
     /// after a cancel or timeout; still useful).
     Block {
@@ -76,7 +76,10 @@ pub struct PeerState {
     pub peer_choking: bool,
     pub peer_interested: bool,
     pub have: Bitfield,
-    seen_message: bool,
+    /// A bitfield or have arrived. BEP 3 wants the bitfield first, but aria2
+    /// sends a have first and then bitfields (sometimes twice): a later
+    /// bitfield adds its pieces, like a batch of haves.
+    seen_pieces: bool,
     outstanding: HashMap<BlockRef, Instant>,
     recently_dropped: VecDeque<BlockRef>,
     pub queue_target: usize,
@@ -98,7 +101,7 @@ impl PeerState {
             peer_choking: true,
             peer_interested: false,
             have: Bitfield::new(num_pieces),
-            seen_message: false,
+            seen_pieces: false,
             outstanding: HashMap::new(),
             recently_dropped: VecDeque::new(),
             queue_target: START_QUEUE,
@@ -118,8 +121,10 @@ impl PeerState {
         geo: &Geometry,
         we_have: &Bitfield,
     ) -> Result<Event, Violation> {
-        let first = !self.seen_message;
-        self.seen_message = true;
+        let first = !self.seen_pieces;
+        if matches!(msg, Message::Have(_) | Message::Bitfield(_)) {
+            self.seen_pieces = true;
+        }
         Ok(match msg {
             Message::KeepAlive | Message::Port(_) | Message::Unknown { .. } => Event::Nothing,
             Message::Choke => {
@@ -154,11 +159,14 @@ impl PeerState {
                 }
             }
             Message::Bitfield(bytes) => {
-                if !first {
-                    return Err(Violation::LateBitfield);
+                let bits = Bitfield::from_wire(&bytes, geo.num_pieces)?;
+                if first {
+                    self.have = bits;
+                    Event::Bitfield
+                } else {
+                    let new: Vec<u32> = bits.iter_ones().filter(|i| self.have.set(*i)).collect();
+                    Event::Haves(new)
                 }
-                self.have = Bitfield::from_wire(&bytes, geo.num_pieces)?;
-                Event::Bitfield
             }
             Message::Request(b) => {
                 let block = geo
@@ -328,7 +336,7 @@ mod tests {
     }
 
     #[test]
-    fn bitfield_only_first_and_checked() {
+    fn bitfields_are_checked() {
         let g = geo();
         let have = Bitfield::new(4);
         let mut p = st();
@@ -349,7 +357,7 @@ mod tests {
                 &g,
                 &have
             ),
-            Err(Violation::LateBitfield)
+            Ok(Event::Haves(vec![]))
         );
         let mut q = st();
         assert!(matches!(
@@ -366,6 +374,57 @@ mod tests {
             r.on_message(Instant::now(), Message::Have(4), &g, &have),
             Err(Violation::HaveOutOfRange(4))
         );
+    }
+
+    #[test]
+    fn extension_messages_may_precede_the_bitfield_but_haves_may_not() {
+        let g = geo();
+        let have = Bitfield::new(4);
+        let mut p = st();
+        p.on_message(Instant::now(), Message::KeepAlive, &g, &have)
+            .unwrap();
+        p.on_message(
+            Instant::now(),
+            Message::Unknown {
+                id: 20,
+                payload: Bytes::new(),
+            },
+            &g,
+            &have,
+        )
+        .unwrap();
+        assert_eq!(
+            p.on_message(
+                Instant::now(),
+                Message::Bitfield(Bytes::from_static(&[0x80])),
+                &g,
+                &have
+            ),
+            Ok(Event::Bitfield)
+        );
+        // aria2: a have, then a bitfield, then the same bitfield again.
+        let mut q = st();
+        q.on_message(Instant::now(), Message::Have(1), &g, &have)
+            .unwrap();
+        assert_eq!(
+            q.on_message(
+                Instant::now(),
+                Message::Bitfield(Bytes::from_static(&[0xc0])),
+                &g,
+                &have
+            ),
+            Ok(Event::Haves(vec![0]))
+        );
+        assert_eq!(
+            q.on_message(
+                Instant::now(),
+                Message::Bitfield(Bytes::from_static(&[0xc0])),
+                &g,
+                &have
+            ),
+            Ok(Event::Haves(vec![]))
+        );
+        assert_eq!(q.have.count(), 2);
     }
 
     #[test]

@@ -318,6 +318,13 @@ impl Torrent {
                 self.update_interest(key);
                 self.drop_if_both_seeds(key);
             }
+            Event::Haves(list) => {
+                for i in list {
+                    self.picker.peer_have(i);
+                }
+                self.update_interest(key);
+                self.drop_if_both_seeds(key);
+            }
             Event::Bitfield => {
                 if let Some(p) = self.peers.get(&key) {
                     let bits = p.state.have.clone();
