@@ -91,6 +91,8 @@ pub struct TorrentSnapshot {
     pub num_pieces: u32,
     pub have_pieces: u32,
     pub verified_bytes: u64,
+    /// Bytes found verified by the start-up check (or trusted from the resume file).
+    pub verified_at_start: u64,
     pub progress: f64,
     /// Progress of the initial check (0..1) while `state` is checking.
     pub check_progress: f64,

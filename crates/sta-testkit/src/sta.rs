@@ -120,9 +120,17 @@ pub fn torrent(status: &Value) -> &Value {
     &status["torrents"][0]
 }
 
-/// Waits for a node's `complete` event.
+/// Waits for a node's `complete` event (or returns it if it was already read).
 pub fn wait_complete(p: &mut Proc, timeout: Duration) -> anyhow::Result<Value> {
-    p.wait_json("complete event", timeout, |v| v["event"] == "complete")
+    let seen = p
+        .seen
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "complete");
+    match seen {
+        Some(v) => Ok(v),
+        None => p.wait_json("complete event", timeout, |v| v["event"] == "complete"),
+    }
 }
 
 /// Reads status lines until `pred` holds on the first torrent.

@@ -224,6 +224,7 @@ pub(crate) struct Torrent {
     up_hist: History,
     started_at: Instant,
     completed_after: Option<f64>,
+    verified_at_start: u64,
     events_tx: mpsc::Sender<PeerEvent>,
     disk_tx: mpsc::Sender<PieceResult>,
     /// Verified pieces on their way to the writer thread.
@@ -321,6 +322,7 @@ pub fn spawn(
         up_hist: History::default(),
         started_at: now,
         completed_after: None,
+        verified_at_start: 0,
         events_tx,
         disk_tx,
         conn_tx,

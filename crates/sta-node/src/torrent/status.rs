@@ -101,6 +101,9 @@ impl Torrent {
         };
         tracing::info!(have = have.count(), of = self.geo.num_pieces, "check done");
         self.picker = Picker::new(self.geo, have, cfg);
+        if initial {
+            self.verified_at_start = self.verified_bytes();
+        }
         self.buffers.clear();
         self.state = if complete {
             TorrentState::Seeding
@@ -383,6 +386,7 @@ impl Torrent {
                 have.count()
             },
             verified_bytes: verified,
+            verified_at_start: self.verified_at_start,
             progress: verified as f64 / geo.total_length.max(1) as f64,
             check_progress,
             downloaded: self.totals.downloaded,
