@@ -4,11 +4,13 @@
 //! synchronise.
 
 pub mod files;
+pub mod http;
 pub mod peer;
 pub mod proc;
 pub mod reference;
 pub mod sta;
 pub mod tools;
+pub mod udp;
 
 pub use files::{random_file, sha256_file};
 pub use proc::{Proc, wait_until};

@@ -59,7 +59,23 @@ impl LtPeer {
             .map(|_| ())
     }
 
-    /// Forces a re-announce (libtorrent otherwise honours the tracker's min interval).
+    /// Seeds from the data in `dir`; returns once libtorrent has verified it.
+    pub fn seed(
+        script: &Path,
+        torrent: &Path,
+        dir: &Path,
+        ip: &str,
+        logs: &Path,
+        name: &str,
+    ) -> anyhow::Result<LtPeer> {
+        let mut p = Self::start(script, true, torrent, dir, ip, logs, name)?;
+        p.wait_complete(Duration::from_secs(60))?;
+        Ok(p)
+    }
+
+    /// Forces a re-announce (libtorrent otherwise honours the tracker's min
+    /// interval): the way to make it dial a Transmission leecher it has just
+    /// learned about.
     pub fn reannounce(&self) {
         let _ = self.proc.signal(libc::SIGUSR1);
     }
@@ -69,11 +85,17 @@ impl LtPeer {
 pub struct Aria2 {
     pub proc: Proc,
     pub port: u16,
+    pub log: PathBuf,
 }
 
 impl Aria2 {
+    /// `udp_tracker`: aria2c 1.36 talks to `udp://` trackers only through its
+    /// DHT socket, so DHT is turned on, with a routing table of its own and no
+    /// entry point: it knows no node and contacts none, and the tracker stays
+    /// the only peer source.
     pub fn start(
         seed: bool,
+        udp_tracker: bool,
         torrent: &Path,
         dir: &Path,
         ip: &str,
@@ -84,7 +106,6 @@ impl Aria2 {
         let port = free_port(ip);
         let mut args: Vec<String> = [
             "--no-conf=true",
-            "--enable-dht=false",
             "--enable-dht6=false",
             "--bt-enable-lpd=false",
             "--enable-peer-exchange=false",
@@ -97,6 +118,16 @@ impl Aria2 {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if udp_tracker {
+            args.push("--enable-dht=true".into());
+            args.push(format!("--dht-listen-port={}", free_port(ip)));
+            args.push(format!("--dht-file-path={}", dir.join("dht.dat").display()));
+        } else {
+            args.push("--enable-dht=false".into());
+        }
+        let log = logs.join(format!("{name}.log"));
+        args.push(format!("--log={}", log.display()));
+        args.push("--log-level=info".into());
         args.push(format!("--interface={ip}"));
         args.push(format!("--listen-port={port}"));
         args.push(format!("--dir={}", dir.display()));
@@ -107,7 +138,21 @@ impl Aria2 {
         }
         args.push(torrent.display().to_string());
         let proc = Proc::spawn(name, "aria2c", &args, logs)?;
-        Ok(Aria2 { proc, port })
+        Ok(Aria2 { proc, port, log })
+    }
+
+    /// Waits for a leecher to exit 0 (every piece verified); the log tail on failure.
+    pub fn wait_done(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let tail = || {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        };
+        match self.proc.wait_exit(timeout) {
+            Ok(st) if st.success() => Ok(()),
+            Ok(st) => bail!("aria2c exited with {st}\n{}", tail()),
+            Err(e) => bail!("{e}\n--- aria2c log (tail) ---\n{}", tail()),
+        }
     }
 }
 

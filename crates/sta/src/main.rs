@@ -31,6 +31,10 @@ enum Command {
     Create(cmd::create::Args),
     /// Show what a .torrent file or magnet link holds.
     Info(cmd::info::Args),
+    /// Run a tracker: HTTP and UDP announce, scrape, stats pages, metrics, torrent catalog.
+    Tracker(cmd::tracker::Args),
+    /// Upload a .torrent to an sta tracker's catalog (for magnet links).
+    Publish(cmd::publish::Args),
     /// Run a node: seed and download one or more torrents.
     Node(cmd::node::NodeCmd),
     /// Seed a torrent, or a file or folder (a torrent is made next to it).
@@ -59,6 +63,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Create(a) => cmd::create::run(a),
         Command::Info(a) => cmd::info::run(a),
+        Command::Tracker(a) => cmd::tracker::run(a),
+        Command::Publish(a) => cmd::publish::run(a),
         Command::Node(a) => cmd::node::run_node(a),
         Command::Seed(a) => cmd::node::run_seed(a),
         Command::Get(a) => cmd::node::run_get(a),

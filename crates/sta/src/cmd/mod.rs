@@ -6,6 +6,8 @@ pub mod info;
 pub mod lab;
 mod lab_net;
 pub mod node;
+pub mod publish;
 pub mod swarm;
 mod swarm_procs;
 mod swarm_view;
+pub mod tracker;

@@ -1,0 +1,582 @@
+//! `sta tracker` end to end: the real binary on loopback ports chosen by the
+//! kernel, driven over HTTP and UDP like clients drive it: announce and
+//! scrape in both transports and both peer-list forms, `stopped` and expiry,
+//! refusals with their `failure reason`, the stats pages, and the catalog
+//! (`sta publish` → list → fetch the same bytes → restart → still there).
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use sta_proto::tracker::http::{HttpAnnounce, parse_scrape, scrape_query};
+use sta_proto::tracker::udp::Response;
+use sta_proto::tracker::{Announce, AnnounceResponse, Event};
+use sta_proto::{InfoHash, PeerId};
+use sta_testkit::files::random_file;
+use sta_testkit::http::{addr_of, get, post};
+use sta_testkit::sta::StaEnv;
+use sta_testkit::udp::UdpClient;
+use sta_testkit::{Proc, wait_until};
+
+const STA: &str = env!("CARGO_BIN_EXE_sta");
+
+fn announce(h: u8, peer: u8, port: u16, left: u64, event: Event) -> Announce {
+    let mut id = *b"-TS0001-000000000000";
+    id[19] = peer;
+    Announce {
+        info_hash: InfoHash([h; 20]),
+        peer_id: PeerId(id),
+        port,
+        uploaded: 0,
+        downloaded: 0,
+        left,
+        event,
+        numwant: None,
+        key: None,
+        ip: None,
+    }
+}
+
+fn http_announce(
+    addr: SocketAddr,
+    a: Announce,
+    compact: bool,
+    no_peer_id: bool,
+) -> AnnounceResponse {
+    let q = HttpAnnounce {
+        announce: a,
+        compact,
+        no_peer_id,
+    }
+    .to_query();
+    let r = get(addr, &format!("/announce?{q}"));
+    assert_eq!(r.status, 200);
+    AnnounceResponse::parse(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.text()))
+}
+
+fn failure(addr: SocketAddr, target: &str) -> String {
+    let r = get(addr, target);
+    assert_eq!(r.status, 200, "refusals are HTTP 200");
+    match AnnounceResponse::parse(&r.body) {
+        Err(sta_proto::tracker::http::ResponseError::Failure(f)) => f,
+        other => panic!("{target}: expected a failure reason, got {other:?}"),
+    }
+}
+
+fn start(env: &StaEnv, extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
+    let (p, http, udp) = env.tracker(extra).expect("tracker starts");
+    (p, addr_of(&http), addr_of(&udp))
+}
+
+#[test]
+fn http_announce_compact_and_dict_forms() {
+    let env = StaEnv::new(STA);
+    let (mut p, http, _) = start(&env, &[]);
+    let first = http_announce(http, announce(1, 1, 7001, 0, Event::Started), true, false);
+    assert_eq!((first.complete, first.incomplete), (1, 0));
+    assert!(first.peers.is_empty());
+    assert_eq!(first.interval, 300);
+    assert_eq!(first.min_interval, Some(30));
+
+    // Compact (BEP 23): 6 bytes a peer, the address the request came from.
+    let q = HttpAnnounce {
+        announce: announce(1, 2, 7002, 100, Event::Started),
+        compact: true,
+        no_peer_id: false,
+    }
+    .to_query();
+    let raw = get(http, &format!("/announce?{q}")).body;
+    let needle = b"5:peers6:";
+    let at = raw
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("compact peers");
+    assert_eq!(&raw[at + 9..at + 15], &[127, 0, 0, 1, 0x1b, 0x59]);
+
+    // Dictionary form with and without peer ids.
+    let dict = http_announce(
+        http,
+        announce(1, 3, 7003, 100, Event::Started),
+        false,
+        false,
+    );
+    assert_eq!(dict.peers.len(), 2);
+    let seeder = dict.peers.iter().find(|p| p.addr.port() == 7001).unwrap();
+    assert_eq!(
+        seeder.peer_id,
+        Some(announce(1, 1, 0, 0, Event::None).peer_id)
+    );
+    let bare = http_announce(http, announce(1, 3, 7003, 100, Event::None), false, true);
+    assert!(bare.peers.iter().all(|p| p.peer_id.is_none()));
+    // The seeder hears only of leechers, never of itself.
+    let s = http_announce(http, announce(1, 1, 7001, 0, Event::None), true, false);
+    let mut ports: Vec<u16> = s.peers.iter().map(|p| p.addr.port()).collect();
+    ports.sort();
+    assert_eq!(ports, vec![7002, 7003]);
+    assert_eq!((s.complete, s.incomplete), (1, 2));
+
+    // Scrape, one and many hashes.
+    let r = get(
+        http,
+        &format!(
+            "/scrape?{}",
+            scrape_query(&[InfoHash([1; 20]), InfoHash([2; 20])])
+        ),
+    );
+    let files = parse_scrape(&r.body).unwrap();
+    let one = files
+        .iter()
+        .find(|(h, _)| *h == InfoHash([1; 20]))
+        .unwrap()
+        .1;
+    assert_eq!((one.complete, one.incomplete, one.downloaded), (1, 2, 0));
+    assert_eq!(
+        p.terminate(Duration::from_secs(10)).unwrap().code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn udp_announce_scrape_and_forged_ids() {
+    let env = StaEnv::new(STA);
+    let (mut p, http, udp) = start(&env, &[]);
+    let mut a = UdpClient::new(udp, "127.0.0.2");
+    let mut b = UdpClient::new(udp, "127.0.0.3");
+    let ca = a.connect();
+    match a.announce(ca, announce(5, 1, 7001, 0, Event::Started)) {
+        Response::Announce {
+            seeders: 1,
+            leechers: 0,
+            peers,
+            interval: 300,
+            ..
+        } => assert!(peers.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    let cb = b.connect();
+    match b.announce(cb, announce(5, 2, 7002, 10, Event::Started)) {
+        Response::Announce { peers, .. } => {
+            assert_eq!(peers, vec!["127.0.0.2:7001".parse().unwrap()])
+        }
+        other => panic!("{other:?}"),
+    }
+    match b.scrape(cb, vec![InfoHash([5; 20])]) {
+        Response::Scrape { stats, .. } => {
+            assert_eq!((stats[0].complete, stats[0].incomplete), (1, 1))
+        }
+        other => panic!("{other:?}"),
+    }
+    // A's id does not work from B's address; a made-up id does not work at all.
+    for forged in [ca, 0x0417_2710_1980, 42] {
+        match b.announce(forged, announce(5, 3, 7003, 10, Event::Started)) {
+            Response::Error { message, .. } => {
+                assert!(message.contains("connection id"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Malformed with a transaction id: an error; too short for one: silence.
+    let mut junk = vec![0u8; 16];
+    junk[8..12].copy_from_slice(&9u32.to_be_bytes());
+    let answer = b.raw(&junk).expect("an error reply");
+    assert_eq!(&answer[..4], &3u32.to_be_bytes());
+    let stats = get(http, "/stats.json").json();
+    assert_eq!(stats["errors"]["udp_bad_connection_id"], 3);
+    assert_eq!(stats["errors"]["udp_malformed"], 1);
+    assert_eq!(stats["announces"]["udp"]["started"], 2);
+    assert_eq!(stats["udp_connects"], 2);
+    // Over HTTP the same swarm is visible (one registry for both transports).
+    let h = http_announce(http, announce(5, 9, 7009, 10, Event::Started), true, false);
+    assert_eq!(h.peers.len(), 2);
+    assert_eq!(
+        p.terminate(Duration::from_secs(10)).unwrap().code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn udp_over_ipv6() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipping: no IPv6 loopback here");
+        return;
+    }
+    let env = StaEnv::new(STA);
+    let mut args = vec![
+        "tracker",
+        "--http",
+        "off",
+        "--udp",
+        "[::1]:0",
+        "--json",
+        "--data-dir",
+    ];
+    let data = env.path("v6");
+    let data = data.to_str().unwrap();
+    args.push(data);
+    let mut p = Proc::spawn("tracker6", STA, &args, &env.logs()).unwrap();
+    let ready = p.wait_ready(Duration::from_secs(20)).unwrap();
+    assert!(ready["http"].is_null());
+    let udp: SocketAddr = ready["udp"].as_str().unwrap().parse().unwrap();
+    let mut a = UdpClient::new(udp, "::1");
+    let mut b = UdpClient::new(udp, "::1");
+    let ca = a.connect();
+    a.announce(ca, announce(6, 1, 7001, 0, Event::Started));
+    let cb = b.connect();
+    match b.announce(cb, announce(6, 2, 7002, 10, Event::Started)) {
+        Response::Announce { peers, .. } => assert_eq!(peers, vec!["[::1]:7001".parse().unwrap()]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        p.terminate(Duration::from_secs(10)).unwrap().code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn stopped_leaves_at_once_and_silent_peers_expire() {
+    let env = StaEnv::new(STA);
+    // interval 1 s: peers expire after 2 s without an announce.
+    let (_p, http, _) = start(&env, &["--interval", "1"]);
+    http_announce(http, announce(7, 1, 7001, 0, Event::Started), true, false);
+    let b = http_announce(http, announce(7, 2, 7002, 10, Event::Started), true, false);
+    assert_eq!(b.peers.len(), 1);
+    let gone = http_announce(http, announce(7, 1, 7001, 0, Event::Stopped), true, false);
+    assert_eq!((gone.complete, gone.incomplete), (0, 1));
+    let b = http_announce(http, announce(7, 2, 7002, 10, Event::None), true, false);
+    assert!(b.peers.is_empty(), "a stopped peer is not handed out");
+    // Peer 2 now goes silent: the tracker forgets it.
+    let scrape = || {
+        let r = get(
+            http,
+            &format!("/scrape?{}", scrape_query(&[InfoHash([7; 20])])),
+        );
+        parse_scrape(&r.body).unwrap()[0].1
+    };
+    assert_eq!(scrape().incomplete, 1);
+    wait_until("the silent peer to expire", Duration::from_secs(10), || {
+        scrape().incomplete == 0
+    })
+    .unwrap();
+    let stats = get(http, "/stats.json").json();
+    assert_eq!(stats["expired_peers"], 1);
+    assert_eq!(stats["announces"]["http"]["stopped"], 1);
+}
+
+#[test]
+fn bad_requests_get_a_failure_reason_and_are_counted() {
+    let env = StaEnv::new(STA);
+    let (_p, http, _) = start(&env, &[]);
+    let ok = HttpAnnounce {
+        announce: announce(8, 1, 6881, 0, Event::Started),
+        compact: true,
+        no_peer_id: false,
+    }
+    .to_query();
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            ok.replace("info_hash=", "x="),
+            "missing parameter `info_hash`",
+            "missing_param",
+        ),
+        (
+            "info_hash=abc&peer_id=-TS0001-000000000001&port=1&left=0".into(),
+            "info_hash must be 20 bytes, got 3",
+            "bad_info_hash",
+        ),
+        (
+            ok.replace("peer_id=", "peer_id=x&y="),
+            "peer_id must be 20 bytes, got 1",
+            "bad_peer_id",
+        ),
+        (
+            ok.replace("port=6881", "port=0"),
+            "port must be a number from 1 to 65535",
+            "bad_port",
+        ),
+        (
+            ok.replace("port=6881", "port=http"),
+            "port must be a number from 1 to 65535",
+            "bad_port",
+        ),
+        (
+            ok.replace("event=started", "event=finished"),
+            "unknown event \"finished\"",
+            "bad_event",
+        ),
+        (
+            ok.replace("left=0", "left=lots"),
+            "parameter `left` is malformed",
+            "malformed_param",
+        ),
+        (
+            format!("{ok}&pad={}", "a".repeat(9000)),
+            "query string longer than",
+            "query_too_long",
+        ),
+    ];
+    for (q, want, _) in &cases {
+        let f = failure(http, &format!("/announce?{q}"));
+        assert!(f.contains(want), "{q:.80}: {f}");
+    }
+    let f = failure(http, "/scrape");
+    assert!(f.contains("at least one info_hash"), "{f}");
+    let many = scrape_query(&vec![InfoHash([1; 20]); 101]);
+    assert!(failure(http, &format!("/scrape?{many}")).contains("more than 100"));
+    // A request head over 16 KiB is cut off, not buffered.
+    let huge = format!("/announce?{ok}&pad={}", "a".repeat(40_000));
+    let r = sta_testkit::http::request(http, "GET", &huge, &[], &[]);
+    assert!(r.is_err() || r.unwrap().status == 431);
+    let stats = get(http, "/stats.json").json();
+    for (_, _, kind) in &cases {
+        assert!(
+            stats["errors"][kind].as_u64().unwrap() >= 1,
+            "{kind} counted: {}",
+            stats["errors"]
+        );
+    }
+    assert_eq!(stats["errors"]["bad_port"], 2);
+    assert_eq!(stats["errors"]["too_many_hashes"], 1);
+    let metrics = get(http, "/metrics").text();
+    assert!(
+        metrics.contains("sta_tracker_errors_total{kind=\"bad_port\"} 2"),
+        "{metrics}"
+    );
+    // Still serving.
+    http_announce(http, announce(8, 1, 6881, 0, Event::Started), true, false);
+}
+
+#[test]
+fn allowlist_makes_a_private_tracker() {
+    let env = StaEnv::new(STA);
+    let list = env.path("allow.txt");
+    std::fs::write(&list, format!("# ours\n{}\n", InfoHash([9; 20]).to_hex())).unwrap();
+    let (_p, http, _) = start(&env, &["--allowlist", list.to_str().unwrap()]);
+    http_announce(http, announce(9, 1, 7001, 0, Event::Started), true, false);
+    let q = HttpAnnounce {
+        announce: announce(10, 1, 7001, 0, Event::Started),
+        compact: true,
+        no_peer_id: false,
+    }
+    .to_query();
+    let f = failure(http, &format!("/announce?{q}"));
+    assert!(f.contains("not allowed here"), "{f}");
+    assert_eq!(get(http, "/stats.json").json()["errors"]["not_allowed"], 1);
+}
+
+#[test]
+fn stats_pages() {
+    let env = StaEnv::new(STA);
+    let (_p, http, _) = start(&env, &[]);
+    http_announce(http, announce(11, 1, 7001, 0, Event::Started), true, false);
+    http_announce(http, announce(11, 2, 7002, 9, Event::Started), true, false);
+    let page = get(http, "/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let text = page.text();
+    for want in [
+        "torrents",
+        "seeders",
+        "leechers",
+        "completed",
+        "announces per second",
+        &InfoHash([11; 20]).to_hex(),
+    ] {
+        assert!(text.contains(want), "page lacks {want}: {text}");
+    }
+    let j = get(http, "/stats.json").json();
+    assert_eq!(
+        (
+            j["torrents"].as_u64(),
+            j["seeders"].as_u64(),
+            j["leechers"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    assert_eq!(
+        j["torrents_top"][0]["info_hash"],
+        InfoHash([11; 20]).to_hex()
+    );
+    let m = get(http, "/metrics");
+    assert!(
+        m.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let m = m.text();
+    assert!(
+        m.contains("sta_tracker_seeders 1\n") && m.contains("sta_tracker_leechers 1\n"),
+        "{m}"
+    );
+    assert!(m.contains("sta_tracker_announces_total{proto=\"http\",event=\"started\"} 2\n"));
+}
+
+fn publish(torrent: &std::path::Path, tracker: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(STA)
+        .arg("publish")
+        .arg(torrent)
+        .args(["--tracker", tracker])
+        .args(extra)
+        .output()
+        .expect("sta publish runs")
+}
+
+#[test]
+fn catalog_publish_list_fetch_and_survive_a_restart() {
+    let env = StaEnv::new(STA);
+    let src = env.path("catalog sample.bin");
+    random_file(&src, 300_000, 7).unwrap();
+    let (mut p, announce_url, _) = env.tracker(&[]).unwrap();
+    let http = addr_of(&announce_url);
+    let torrent = env.create(&src, &announce_url, "16KiB").unwrap();
+    let bytes = std::fs::read(&torrent).unwrap();
+    let meta = sta_proto::metainfo::parse(&bytes).unwrap();
+    let hex = meta.info_hash.to_hex();
+
+    let out = publish(&torrent, &announce_url, &["--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["info_hash"], hex);
+    assert_eq!(answer["new"], true);
+    // Publishing again is fine and changes nothing.
+    let again = publish(&torrent, &format!("udp://{http}"), &[]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already published"));
+
+    let list = get(http, "/torrents.json").json();
+    let row = &list["torrents"][0];
+    assert_eq!(row["name"], "catalog sample.bin");
+    assert_eq!(row["size"], 300_000);
+    assert_eq!(row["info_hash"], hex);
+    let magnet = sta_proto::magnet::Magnet::parse(row["magnet"].as_str().unwrap()).unwrap();
+    assert_eq!(magnet.info_hash, meta.info_hash);
+    assert_eq!(magnet.trackers, vec![format!("http://{http}/announce")]);
+    assert_eq!(
+        get(http, "/torrents?format=json").json()["torrents"][0]["info_hash"],
+        hex
+    );
+    assert_eq!(
+        get(http, "/torrents.json?q=SAMPLE").json()["torrents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        get(http, "/torrents.json?q=nothing-like-it").json()["torrents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let html = get(http, "/torrents?q=catalog").text();
+    assert!(html.contains("<form") && html.contains("catalog sample.bin") && html.contains(&hex));
+
+    let fetched = get(http, &format!("/torrents/{hex}.torrent"));
+    assert_eq!(fetched.status, 200);
+    assert_eq!(
+        fetched.header("content-type"),
+        Some("application/x-bittorrent")
+    );
+    assert_eq!(fetched.body, bytes, "the exact bytes published");
+    assert_eq!(
+        get(http, &format!("/torrents/{}.torrent", "0".repeat(40))).status,
+        404
+    );
+
+    // A download completes; the counter must survive the restart.
+    let mut a = announce(0, 1, 7001, 0, Event::Completed);
+    a.info_hash = meta.info_hash;
+    http_announce(http, a, true, false);
+    assert_eq!(
+        p.terminate(Duration::from_secs(10)).unwrap().code(),
+        Some(0)
+    );
+
+    let (_p2, announce2, _) = env.tracker(&[]).unwrap();
+    let http2 = addr_of(&announce2);
+    let list = get(http2, "/torrents.json").json();
+    assert_eq!(list["torrents"][0]["info_hash"], hex);
+    assert_eq!(list["torrents"][0]["completed"], 1);
+    assert_eq!(get(http2, &format!("/torrents/{hex}.torrent")).body, bytes);
+    let r = get(
+        http2,
+        &format!("/scrape?{}", scrape_query(&[meta.info_hash])),
+    );
+    assert_eq!(parse_scrape(&r.body).unwrap()[0].1.downloaded, 1);
+}
+
+#[test]
+fn publishing_can_be_refused() {
+    let env = StaEnv::new(STA);
+    let src = env.path("x.bin");
+    random_file(&src, 50_000, 1).unwrap();
+    let torrent = env
+        .create(&src, "http://127.0.0.1:1/announce", "16KiB")
+        .unwrap();
+
+    let (_p, url, _) = env.tracker(&["--no-publish"]).unwrap();
+    let out = publish(&torrent, &url, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("publishing is turned off"));
+
+    let env2 = StaEnv::new(STA);
+    let (_p2, url2, _) = env2.tracker(&["--publish-token", "s3cret"]).unwrap();
+    let out = publish(&torrent, &url2, &["--token", "wrong"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a token"));
+    assert!(
+        publish(&torrent, &url2, &["--token", "s3cret"])
+            .status
+            .success()
+    );
+
+    // Not a torrent, and too large: refused by the tracker itself.
+    let http2 = addr_of(&url2);
+    let auth = [("Authorization", "Bearer s3cret")];
+    let r = post(http2, "/torrents", &auth, b"d4:spam4:eggse");
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a usable torrent")
+    );
+    let big = vec![b'x'; 11 * 1024 * 1024];
+    let r = sta_testkit::http::request(http2, "POST", "/torrents", &auth, &big);
+    assert!(r.is_err() || r.unwrap().status == 413);
+    let stats = get(http2, "/stats.json").json();
+    assert!(stats["errors"]["publish_invalid"].as_u64().unwrap() >= 1);
+    assert_eq!(stats["errors"]["publish_refused"], 1);
+}
+
+#[test]
+fn a_taken_port_is_a_clear_error() {
+    let env = StaEnv::new(STA);
+    let (_p, http, _) = start(&env, &[]);
+    let out = Command::new(STA)
+        .args([
+            "tracker",
+            "--http",
+            &http.to_string(),
+            "--udp",
+            "off",
+            "--data-dir",
+        ])
+        .arg(env.path("second"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen for HTTP on {http}")) && err.contains("another"),
+        "{err}"
+    );
+}
