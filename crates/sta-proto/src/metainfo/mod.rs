@@ -102,7 +102,9 @@ impl Metainfo {
         crate::magnet::Magnet {
             info_hash: self.info_hash,
             display_name: Some(self.info.name.clone()),
-            trackers: self.trackers.iter().flatten().cloned().collect(),
+            // Each URL once: a tracker listed in two tiers would otherwise
+            // appear twice in the link, which `Magnet::parse` reads back deduplicated.
+            trackers: self.tracker_urls(),
             peers: Vec::new(),
         }
     }

@@ -61,7 +61,12 @@ pub fn parse(bytes: &[u8]) -> Result<Metainfo, E> {
         trackers.push(vec![a]);
     }
     let web_seeds = match dict.get(&b"url-list"[..]) {
-        Some(Value::List(l)) => l.iter().filter_map(text).collect(),
+        // An empty URL is no web seed, in a list as in a lone string.
+        Some(Value::List(l)) => l
+            .iter()
+            .filter_map(text)
+            .filter(|s| !s.is_empty())
+            .collect(),
         Some(v) => text(v).into_iter().filter(|s| !s.is_empty()).collect(),
         None => Vec::new(),
     };
