@@ -29,13 +29,8 @@ fn info_hash(env: &StaEnv, t: &std::path::Path) -> (InfoHash, u32) {
 }
 
 fn api_status(api: &str) -> Option<serde_json::Value> {
-    let mut s = std::net::TcpStream::connect(api).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    use std::io::{Read, Write};
-    write!(s, "GET /api/status HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    serde_json::from_str(body.split("\r\n\r\n").nth(1)?).ok()
+    let r = sta_testkit::http::request(api.parse().ok()?, "GET", "/api/status", &[], &[]).ok()?;
+    serde_json::from_slice(&r.body).ok()
 }
 
 #[test]

@@ -1,0 +1,387 @@
+//! Watching and steering real nodes: the interactive prompt in a terminal
+//! (tmux), `sta ctl` and the control API, `sta swarm` and `sta lab`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sta_testkit::files::random_file;
+use sta_testkit::sta::{StaEnv, ready_peer_addr, wait_status};
+use sta_testkit::tools::require_tool;
+use sta_testkit::wait_until;
+
+const STA: &str = env!("CARGO_BIN_EXE_sta");
+const T: Duration = Duration::from_secs(60);
+
+fn ctl(api: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(STA)
+        .args(["ctl", "--addr", api])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Scrape counts (seeders, leechers) for the torrent at `t` from the tracker at `announce`.
+fn scrape(announce: &str, t: &Path) -> (u32, u32) {
+    let out = Command::new(STA)
+        .args(["info", "--json"])
+        .arg(t)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ih = sta_proto::InfoHash::from_hex(v["info_hash"].as_str().unwrap()).unwrap();
+    let url = format!(
+        "{}?{}",
+        announce.replace("/announce", "/scrape"),
+        sta_proto::tracker::http::scrape_query(&[ih])
+    );
+    let body = http_get(&url);
+    let stats = sta_proto::tracker::http::parse_scrape(&body).unwrap();
+    stats
+        .first()
+        .map_or((0, 0), |(_, s)| (s.complete, s.incomplete))
+}
+
+fn http_get(url: &str) -> Vec<u8> {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    sta_testkit::http::get(sta_testkit::http::addr_of(host), &format!("/{path}")).body
+}
+
+struct Tmux(String);
+
+impl Tmux {
+    fn start(name: &str, cmd: &str) -> Tmux {
+        let st = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "160",
+                "-y",
+                "50",
+                cmd,
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        Tmux(name.into())
+    }
+    fn send(&self, line: &str) {
+        Command::new("tmux")
+            .args(["send-keys", "-t", &self.0, line, "Enter"])
+            .status()
+            .unwrap();
+    }
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-J", "-S", "-200", "-t", &self.0])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    /// Clears the screen and history (Ctrl-L in the line editor), sends a
+    /// command and waits until its output (a line containing `marker`) shows.
+    fn ask(&self, line: &str, marker: &str) -> String {
+        Command::new("tmux")
+            .args(["send-keys", "-t", &self.0, "C-l"])
+            .status()
+            .unwrap();
+        Command::new("tmux")
+            .args(["clear-history", "-t", &self.0])
+            .status()
+            .unwrap();
+        wait_until("a cleared screen", T, || !self.screen().contains(marker)).unwrap();
+        self.send(line);
+        let mut text = String::new();
+        wait_until(&format!("output of {line:?}"), T, || {
+            text = self.screen();
+            text.contains(marker) && text.trim_end().ends_with('>')
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.screen()));
+        text
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+fn last_progress(screen: &str) -> f64 {
+    screen
+        .lines()
+        .rev()
+        .filter_map(|l| l.trim().strip_prefix("progress"))
+        .filter_map(|r| r.trim().split('%').next()?.trim().parse().ok())
+        .next()
+        .expect("a progress line")
+}
+
+#[test]
+fn prompt_drives_a_real_download() {
+    if !require_tool("tmux") {
+        return;
+    }
+    let mut env = StaEnv::new(STA);
+    let (_tracker, announce, _) = env.tracker(&[]).unwrap();
+    let src = env.path("seed/p.bin");
+    random_file(&src, 6 << 20, 21).unwrap();
+    let t = env.create(&src, &announce, "64KiB").unwrap();
+    let (mut seeder, ready) = env
+        .node(
+            "seeder",
+            "node",
+            &[
+                t.to_str().unwrap(),
+                "-o",
+                env.path("seed").to_str().unwrap(),
+                "--role",
+                "seeder",
+                "--max-upload-rate",
+                "1MiB",
+            ],
+        )
+        .unwrap();
+    wait_status(&mut seeder, "seeding", T, |t| t["state"] == "seeding").unwrap();
+    let seeder_addr = ready_peer_addr(&ready);
+    let exit_file = env.path("exit-code");
+    let cmd = format!(
+        "{STA} get {} -o {} -p 0 --bind 127.0.0.40 --state-dir {} --api 127.0.0.1:0 2>{}; echo $? > {}",
+        t.display(),
+        env.path("leech").display(),
+        env.path("state-prompt").display(),
+        env.path("prompt.stderr").display(),
+        exit_file.display()
+    );
+    let tmux = Tmux::start(&format!("sta-test-{}", std::process::id()), &cmd);
+    wait_until("the prompt", T, || tmux.screen().contains("sta[1]>"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tmux.screen()));
+    // The download is rate-limited to about 6 s: progress must grow between two status commands.
+    let mut first = 0.0;
+    wait_until("some progress", T, || {
+        first = last_progress(&tmux.ask("status", "progress"));
+        first > 0.0
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{}",
+            std::fs::read_to_string(env.path("prompt.stderr")).unwrap_or_default()
+        )
+    });
+    let mut second = first;
+    wait_until("more progress", T, || {
+        second = last_progress(&tmux.ask("status", "progress"));
+        second > first
+    })
+    .unwrap();
+    let peers = tmux.ask("peers", "by download rate");
+    assert!(
+        peers.contains(&seeder_addr.to_string()),
+        "peers lists the seeder:\n{peers}"
+    );
+    let pieces = tmux.ask("pieces", "pieces verified");
+    let verified_line = pieces
+        .lines()
+        .rev()
+        .find(|l| l.contains("pieces verified"))
+        .unwrap()
+        .to_string();
+    let n: u32 = verified_line
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let total: u32 = verified_line
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(total, 96);
+    assert!(n > 0 && n <= total, "{verified_line}");
+    let unknown = tmux.ask("bogus", "unknown command");
+    assert!(unknown.contains("type help"));
+    let (seeds_before, leechers_before) = scrape(&announce, &t);
+    assert_eq!(
+        seeds_before + leechers_before,
+        2,
+        "tracker sees seeder and leecher"
+    );
+    tmux.send("quit");
+    wait_until("exit code", T, || exit_file.exists()).unwrap();
+    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "0");
+    // The tracker saw `stopped`: only the seeder is left.
+    wait_until("tracker to drop the leecher", T, || {
+        scrape(&announce, &t) == (1, 0)
+    })
+    .unwrap();
+}
+
+#[test]
+fn ctl_and_api_steer_a_running_node() {
+    let mut env = StaEnv::new(STA);
+    let (_tracker, announce, _) = env.tracker(&[]).unwrap();
+    let src = env.path("seed/c.bin");
+    random_file(&src, 1 << 20, 22).unwrap();
+    let t = env.create(&src, &announce, "64KiB").unwrap();
+    let (mut seeder, ready) = env
+        .node(
+            "seeder",
+            "node",
+            &[
+                t.to_str().unwrap(),
+                "-o",
+                env.path("seed").to_str().unwrap(),
+                "--role",
+                "seeder",
+            ],
+        )
+        .unwrap();
+    wait_status(&mut seeder, "seeding", T, |t| t["state"] == "seeding").unwrap();
+    let api = ready["api"].as_str().unwrap().to_string();
+    let (ok, out) = ctl(&api, &["status"]);
+    assert!(
+        ok && out.contains("seeding") && out.contains("c.bin"),
+        "{out}"
+    );
+    let (ok, out) = ctl(&api, &["--json", "peers"]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(ok && v["kind"] == "peers" && v["peers"].is_array());
+    let (ok, out) = ctl(&api, &["pieces"]);
+    assert!(ok && out.contains("16/16 pieces verified"), "{out}");
+    let (ok, out) = ctl(&api, &["pause"]);
+    assert!(ok && out.contains("paused"), "{out}");
+    wait_status(&mut seeder, "paused", T, |t| t["state"] == "paused").unwrap();
+    let (ok, _) = ctl(&api, &["resume"]);
+    assert!(ok);
+    wait_status(&mut seeder, "seeding again", T, |t| t["state"] == "seeding").unwrap();
+    let (ok, out) = ctl(&api, &["limit", "up", "1MiB"]);
+    assert!(ok && out.contains("1.00 MiB/s"), "{out}");
+    let (ok, out) = ctl(&api, &["nonsense"]);
+    assert!(!ok && out.contains("unknown command"), "{out}");
+    // The plain JSON API.
+    let body = http_get(&format!("http://{api}/api/status"));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["torrents"][0]["state"], "seeding");
+    let (ok, _) = ctl(&api, &["quit"]);
+    assert!(ok);
+    assert!(seeder.wait_exit(T).unwrap().success());
+}
+
+#[test]
+fn swarm_runs_a_whole_swarm_and_verifies_every_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let out = Command::new(STA)
+        .args([
+            "swarm",
+            "--leechers",
+            "3",
+            "--size",
+            "8MiB",
+            "--piece-length",
+            "64KiB",
+            "--json",
+            "--max-upload-rate",
+            "2MiB",
+            "--work-dir",
+        ])
+        .arg(&work)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "summary")
+        .unwrap();
+    assert_eq!(summary["verified"], 3);
+    assert!(text.contains("verified 3/3 copies, SHA-256"));
+    let from_peers: u64 = summary["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|n| n["from_peers"].as_u64().unwrap())
+        .sum();
+    assert!(
+        from_peers > 0,
+        "leechers received data from each other: {summary}"
+    );
+    assert!(!work.exists(), "work folder removed on success");
+    // Nothing keeps running: no process mentions the work folder.
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ps.stdout).contains(work.to_str().unwrap()));
+}
+
+#[test]
+fn lab_shapes_links_and_cleans_up() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !require_tool("ip") || !require_tool("tc") {
+        eprintln!("skipping: the lab needs root, ip and tc");
+        return;
+    }
+    let started = Instant::now();
+    let out = Command::new(STA)
+        .args(["lab", "--leechers", "4", "--size", "4MiB", "--json"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "summary")
+        .unwrap();
+    assert_eq!(summary["verified"], 4);
+    let ratio = summary["ratio"].as_f64().unwrap();
+    assert!(
+        ratio >= 0.9,
+        "nothing beats the fluid bound by much: {ratio}"
+    );
+    let list = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    for ns in summary["namespaces"].as_array().unwrap() {
+        assert!(
+            !list.contains(ns.as_str().unwrap()),
+            "namespace {ns} left behind"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(120));
+}
