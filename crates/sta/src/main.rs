@@ -3,6 +3,7 @@
 //! (0 done, 1 failed, 2 usage error, 130 interrupted).
 
 mod cmd;
+mod config;
 mod dashboard;
 mod logging;
 mod output;
@@ -49,6 +50,9 @@ enum Command {
     Top(dashboard::Args),
     /// A multi-host lab on this machine: hosts in network namespaces with shaped links (root).
     Lab(cmd::lab::Args),
+    /// sta.toml: print a commented example, or check a file.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,6 +76,7 @@ fn main() -> std::process::ExitCode {
         Command::Ctl(a) => cmd::ctl::run(a),
         Command::Top(a) => dashboard::run_top(a),
         Command::Lab(a) => cmd::lab::run(a),
+        Command::Config(c) => config::run(c),
     };
     match result {
         Ok(code) => code,

@@ -28,9 +28,12 @@ pub struct NodeArgs {
     /// Content folder: where the torrent's files are (seeding) or go (downloading).
     #[arg(short = 'o', long = "dir", value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
-    /// Peer port to listen on (0 = any free port).
-    #[arg(short, long, env = "STA_PORT", default_value_t = 6881)]
-    pub port: u16,
+    /// sta.toml whose [node] section sets anything not given as a flag or STA_* variable.
+    #[arg(long, env = "STA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Peer port to listen on (0 = any free port) [default: 6881].
+    #[arg(short, long, env = "STA_PORT")]
+    pub port: Option<u16>,
     /// Address to listen on and to connect and announce from.
     #[arg(long, env = "STA_BIND", value_name = "IP")]
     pub bind: Option<IpAddr>,
@@ -103,15 +106,20 @@ pub enum PickerArg {
 }
 
 impl NodeArgs {
-    pub fn node_config(&self) -> NodeConfig {
-        let mut c = NodeConfig {
-            port: self.port,
-            bind: self.bind,
-            announce_ip: self.announce_ip,
-            ..NodeConfig::default()
+    /// The node's settings: the config file's [node] section (or the
+    /// defaults), with every flag or variable given laid over it.
+    pub fn node_config(&self) -> anyhow::Result<NodeConfig> {
+        let mut c = match &self.config {
+            Some(path) => crate::config::load(path)?.node,
+            None => NodeConfig::default(),
         };
-        c.announce_port = self.announce_port;
-        c.state_dir = self.state_dir.clone();
+        if let Some(p) = self.port {
+            c.port = p;
+        }
+        c.bind = self.bind.or(c.bind);
+        c.announce_ip = self.announce_ip.or(c.announce_ip);
+        c.announce_port = self.announce_port.or(c.announce_port);
+        c.state_dir = self.state_dir.clone().or(c.state_dir);
         if let Some(Limit(r)) = self.max_upload_rate {
             c.max_upload_rate = r;
         }
@@ -124,14 +132,14 @@ impl NodeArgs {
         if let Some(n) = self.upload_slots {
             c.choker.upload_slots = n;
         }
-        c.seed_limit_copies = self.seed_limit_copies;
+        c.seed_limit_copies = self.seed_limit_copies.or(c.seed_limit_copies);
         if let Some(p) = self.picker {
             c.picker = match p {
                 PickerArg::RarestFirst => Strategy::RarestFirst,
                 PickerArg::Random => Strategy::Random,
             };
         }
-        c
+        Ok(c)
     }
 
     fn run_options(&self, role: Role) -> RunOptions {
@@ -238,7 +246,7 @@ pub fn run_node(mut a: NodeCmd) -> anyhow::Result<ExitCode> {
         a.node.peers.extend(magnet_peers(t));
     }
     runner::run(
-        a.node.node_config(),
+        a.node.node_config()?,
         metas,
         a.node.run_options(a.role.into()),
     )
@@ -255,7 +263,7 @@ pub fn run_get(mut a: GetCmd) -> anyhow::Result<ExitCode> {
     let m = load_source(&a.source)?;
     a.node.peers.extend(magnet_peers(&a.source));
     runner::run(
-        a.node.node_config(),
+        a.node.node_config()?,
         vec![m],
         a.node.run_options(Role::Leecher),
     )
@@ -281,7 +289,7 @@ pub fn run_seed(mut a: SeedCmd) -> anyhow::Result<ExitCode> {
         m
     };
     runner::run(
-        a.node.node_config(),
+        a.node.node_config()?,
         vec![meta],
         a.node.run_options(Role::Seeder),
     )

@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use serde_json::json;
 use sta_tracker::{Bind, Tracker, TrackerConfig};
 use tokio::signal::unix::{SignalKind, signal};
@@ -64,12 +63,8 @@ fn default_data_dir() -> Option<PathBuf> {
 
 fn config(a: &Args) -> anyhow::Result<TrackerConfig> {
     let mut c = match &a.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            TrackerConfig::from_sta_toml(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
+        // The whole file is checked, so a typo in [node] is caught here too.
+        Some(path) => crate::config::load(path)?.tracker,
         None => TrackerConfig::default(),
     };
     if let Some(b) = a.http {
