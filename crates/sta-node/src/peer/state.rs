@@ -87,6 +87,7 @@ pub struct PeerState {
     bad_requests: u32,
     pub connected_at: Instant,
     pub last_block_at: Option<Instant>,
+    first_block_at: Option<Instant>,
     /// When the queue last went from empty to non-empty: a silent peer is
     /// timed from here, not from a block it never sent.
     waiting_since: Option<Instant>,
@@ -109,6 +110,7 @@ impl PeerState {
             bad_requests: 0,
             connected_at: now,
             last_block_at: None,
+            first_block_at: None,
             waiting_since: None,
             snubbed: false,
         }
@@ -204,6 +206,7 @@ impl PeerState {
                     })?;
                 if self.outstanding.remove(&block).is_some() {
                     self.last_block_at = Some(now);
+                    self.first_block_at.get_or_insert(now);
                     self.snubbed = false;
                     self.waiting_since = if self.outstanding.is_empty() {
                         None
@@ -282,17 +285,23 @@ impl PeerState {
     }
 
     /// Resizes the pipeline to about `QUEUE_SECONDS` of the peer's rate.
-    pub fn update_queue(&mut self, down_rate: u64) {
+    pub fn update_queue(&mut self, now: Instant, down_rate: u64) {
         if self.snubbed {
             self.queue_target = 1;
             return;
         }
-        // Until the peer has sent something its rate says nothing: keep the start depth.
-        if self.last_block_at.is_none() {
+        // Until the peer has sent for a few seconds its measured rate says too
+        // little: the queue may grow, but not shrink below the start depth.
+        let Some(first) = self.first_block_at else {
             return;
-        }
+        };
         let by_rate = (down_rate * QUEUE_SECONDS / u64::from(BLOCK_LEN)) as usize;
-        self.queue_target = by_rate.clamp(MIN_QUEUE, MAX_QUEUE);
+        let floor = if now.duration_since(first) < Duration::from_secs(QUEUE_SECONDS) {
+            START_QUEUE
+        } else {
+            MIN_QUEUE
+        };
+        self.queue_target = by_rate.clamp(floor, MAX_QUEUE);
     }
 
     /// When the peer has sent nothing for `timeout` while we wait on it, it is
@@ -546,18 +555,25 @@ mod tests {
 
     #[test]
     fn queue_follows_rate() {
+        let t0 = Instant::now();
         let mut p = st();
-        p.update_queue(100 << 20);
+        p.update_queue(t0, 100 << 20);
         assert_eq!(
             p.queue_target, START_QUEUE,
             "no block yet: the rate means nothing"
         );
-        p.last_block_at = Some(Instant::now());
-        p.update_queue(100 << 20);
+        p.first_block_at = Some(t0);
+        p.update_queue(t0, 100 << 20);
         assert_eq!(p.queue_target, MAX_QUEUE);
-        p.update_queue(1 << 20);
+        p.update_queue(t0, 1000);
+        assert_eq!(
+            p.queue_target, START_QUEUE,
+            "too early to shrink below the start depth"
+        );
+        let later = t0 + Duration::from_secs(5);
+        p.update_queue(later, 1 << 20);
         assert_eq!(p.queue_target, 192);
-        p.update_queue(1000);
+        p.update_queue(later, 1000);
         assert_eq!(p.queue_target, MIN_QUEUE);
     }
 }

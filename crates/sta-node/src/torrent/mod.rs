@@ -386,14 +386,20 @@ impl Torrent {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Rare messages first, the busy peer stream last: under a full
+            // stream of blocks, ticks, commands and new connections still run.
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
+                _ = tick.tick() => self.on_tick(),
+                Some(cmd) = ch.cmd_rx.recv() => self.on_cmd(cmd),
+                Some(c) = ch.conn_rx.recv() => self.on_conn_result(c),
+                Some(list) = ch.tracker_peers_rx.recv() => self.add_known(list),
                 Some(have) = ch.check_rx.recv() => self.on_check_done(have),
                 Some(r) = ch.disk_rx.recv() => self.on_piece_result(r),
                 Some(ev) = ch.events_rx.recv() => {
                     self.on_peer_event(ev);
-                    // Drain a batch before looking at timers again.
+                    // Drain a batch before looking at the others again.
                     for _ in 0..64 {
                         match ch.events_rx.try_recv() {
                             Ok(ev) => self.on_peer_event(ev),
@@ -401,10 +407,6 @@ impl Torrent {
                         }
                     }
                 }
-                Some(c) = ch.conn_rx.recv() => self.on_conn_result(c),
-                Some(cmd) = ch.cmd_rx.recv() => self.on_cmd(cmd),
-                Some(list) = ch.tracker_peers_rx.recv() => self.add_known(list),
-                _ = tick.tick() => self.on_tick(),
             }
         }
         self.shutdown().await;

@@ -447,7 +447,7 @@ impl Torrent {
             uploaded_live += up;
             p.up_meter.sample(now, up);
             p.down_meter.sample(now, p.downloaded);
-            p.state.update_queue(p.down_meter.rate());
+            p.state.update_queue(now, p.down_meter.rate());
         }
         let uploaded = self.totals.uploaded_closed + uploaded_live;
         self.down_meter.sample(now, self.totals.downloaded);
