@@ -30,10 +30,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    #[error("cannot listen on {addr}: {source}{hint}")]
+    #[error("cannot listen on {addr}: {error}{hint}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
         hint: &'static str,
     },
     #[error("torrent {0} is already in this node")]
@@ -88,17 +88,17 @@ impl Session {
     pub async fn start(config: NodeConfig) -> Result<Session, SessionError> {
         let ip = config.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let addr = SocketAddr::new(ip, config.port);
-        let listener = TcpListener::bind(addr).await.map_err(|source| {
-            let hint = if source.kind() == std::io::ErrorKind::AddrInUse {
+        let listener = TcpListener::bind(addr).await.map_err(|error| {
+            let hint = if error.kind() == std::io::ErrorKind::AddrInUse {
                 " (the port is taken: pick another with -p/--port, or 0 for any free port)"
             } else {
                 ""
             };
-            SessionError::Bind { addr, source, hint }
+            SessionError::Bind { addr, error, hint }
         })?;
-        let listen_addr = listener.local_addr().map_err(|source| SessionError::Bind {
+        let listen_addr = listener.local_addr().map_err(|error| SessionError::Bind {
             addr,
-            source,
+            error,
             hint: "",
         })?;
         let s = Session {

@@ -313,6 +313,12 @@ mod tests {
     }
 
     #[test]
+    fn the_deploy_config_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/sta.toml");
+        assert_eq!(load(&path).unwrap(), StaToml::default());
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         assert!(toml::from_str::<StaToml>("[node]\nprot = 1\n").is_err());
         assert!(toml::from_str::<StaToml>("[nodes]\n").is_err());

@@ -80,7 +80,12 @@ pub struct NodeArgs {
     #[arg(long)]
     pub json: bool,
     /// Seconds between status lines.
-    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    #[arg(
+        long,
+        env = "STA_STATUS_INTERVAL",
+        value_name = "SECS",
+        default_value_t = 1.0
+    )]
     pub status_interval: f64,
     /// Control API address (HTTP + JSON).
     #[arg(long, env = "STA_API", value_name = "ADDR", default_value = crate::runner::DEFAULT_API)]
