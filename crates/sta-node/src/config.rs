@@ -9,6 +9,14 @@ use serde::{Deserialize, Serialize};
 use crate::choker::ChokerConfig;
 use crate::picker::Strategy;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServeOrder {
+    #[default]
+    LeastSent,
+    Fifo,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
@@ -40,6 +48,9 @@ pub struct NodeConfig {
     pub seed_limit_copies: Option<f64>,
     /// Piece selection strategy. Default rarest-first.
     pub picker: Strategy,
+    /// Order in which a peer's queued requests are served: pieces sent least
+    /// often first (default), or first come first served (for experiments).
+    pub serve_order: ServeOrder,
     pub choker: ChokerConfig,
 }
 
@@ -60,6 +71,7 @@ impl Default for NodeConfig {
             request_timeout_secs: 20,
             seed_limit_copies: None,
             picker: Strategy::RarestFirst,
+            serve_order: ServeOrder::LeastSent,
             choker: ChokerConfig::default(),
         }
     }

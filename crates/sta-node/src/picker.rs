@@ -174,24 +174,32 @@ impl Picker {
 
     /// Appends up to `max` blocks for `peer` to `out`. `pending(b)` says
     /// whether this peer already has `b` requested (endgame must not repeat).
+    /// `avoid`: pieces to leave to other peers (a slow seed is asked only for
+    /// what nobody else can give; see the torrent's `fill_requests`).
+    #[allow(clippy::too_many_arguments)]
     pub fn pick(
         &mut self,
         peer: PeerKey,
         peer_has: &Bitfield,
         max: usize,
         pending: &dyn Fn(&BlockRef) -> bool,
+        avoid: Option<&Bitfield>,
         rng: &mut impl Rng,
         out: &mut Vec<BlockRef>,
     ) {
         let start = out.len();
         let want = |out: &Vec<BlockRef>| out.len() - start < max;
+        let avoided = |i: u32| avoid.is_some_and(|a| a.has(i));
         // 1. Pieces in progress: own first, then anyone's (a piece with no owner is adopted).
         for own in [true, false] {
             let indices: Vec<u32> = self
                 .partial
                 .iter()
                 .filter(|(i, p)| {
-                    p.missing > 0 && (p.owner == Some(peer)) == own && peer_has.has(**i)
+                    p.missing > 0
+                        && (p.owner == Some(peer)) == own
+                        && peer_has.has(**i)
+                        && (own || !avoided(**i))
                 })
                 .map(|(i, _)| *i)
                 .collect();
@@ -204,7 +212,7 @@ impl Picker {
         }
         // 2. New pieces.
         while want(out) && self.partial.len() < self.config.max_partial {
-            let Some(i) = self.choose_new(peer_has, rng) else {
+            let Some(i) = self.choose_new(peer_has, avoid, rng) else {
                 break;
             };
             let n = self.geo.blocks_in_piece(i);
@@ -220,8 +228,9 @@ impl Picker {
             self.missing_blocks += u64::from(n);
             self.take_missing(i, peer, max - (out.len() - start), out);
         }
-        // 3. Endgame: duplicate requests for blocks still outstanding elsewhere.
-        if out.len() == start && self.in_endgame() {
+        // 3. Endgame: duplicate requests for blocks still outstanding elsewhere
+        // (not from a peer we are sparing).
+        if out.len() == start && avoid.is_none() && self.in_endgame() {
             let cap = self.config.endgame_duplicates;
             for (&i, p) in self.partial.iter_mut() {
                 if !peer_has.has(i) {
@@ -266,14 +275,20 @@ impl Picker {
         self.missing_blocks -= taken as u64;
     }
 
-    fn choose_new(&self, peer_has: &Bitfield, rng: &mut impl Rng) -> Option<u32> {
+    fn choose_new(
+        &self,
+        peer_has: &Bitfield,
+        avoid: Option<&Bitfield>,
+        rng: &mut impl Rng,
+    ) -> Option<u32> {
         let random = self.config.strategy == Strategy::Random
             || self.have.count() < self.config.random_first;
         let mut best: Option<u32> = None;
         let mut best_avail = u16::MAX;
         let mut ties = 0u32;
         for i in peer_has.iter_ones() {
-            if self.have.has(i) || self.partial.contains_key(&i) {
+            if self.have.has(i) || self.partial.contains_key(&i) || avoid.is_some_and(|a| a.has(i))
+            {
                 continue;
             }
             let a = if random {
@@ -423,7 +438,7 @@ mod tests {
         rng: &mut StdRng,
     ) -> Vec<BlockRef> {
         let mut out = Vec::new();
-        p.pick(PeerKey(peer), has, max, &|_| false, rng, &mut out);
+        p.pick(PeerKey(peer), has, max, &|_| false, None, rng, &mut out);
         out
     }
 
@@ -539,7 +554,7 @@ mod tests {
         assert!(p.in_endgame());
         let a_set: std::collections::HashSet<BlockRef> = a.iter().copied().collect();
         let mut b = Vec::new();
-        p.pick(PeerKey(2), &all, 10, &|_| false, &mut rng, &mut b);
+        p.pick(PeerKey(2), &all, 10, &|_| false, None, &mut rng, &mut b);
         assert_eq!(
             b.len(),
             4,
@@ -552,6 +567,7 @@ mod tests {
             &all,
             10,
             &|x| a_set.contains(x),
+            None,
             &mut rng,
             &mut again,
         );
@@ -597,6 +613,40 @@ mod tests {
         p.on_piece_verified(0);
         assert!(p.is_complete());
         assert!(!p.in_endgame());
+    }
+
+    #[test]
+    fn a_spared_peer_gets_only_pieces_nobody_else_has() {
+        let mut rng = StdRng::seed_from_u64(8);
+        let mut p = picker(4);
+        let all = Bitfield::full(4);
+        // Another peer can give pieces 0, 1 and 2: from the spared seed, only piece 3.
+        let elsewhere = bits(4, &[0, 1, 2]);
+        let mut out = Vec::new();
+        p.pick(
+            PeerKey(1),
+            &all,
+            100,
+            &|_| false,
+            Some(&elsewhere),
+            &mut rng,
+            &mut out,
+        );
+        assert!(
+            out.iter().all(|b| b.piece == 3) && out.len() == 4,
+            "{out:?}"
+        );
+        let mut more = Vec::new();
+        p.pick(
+            PeerKey(1),
+            &all,
+            100,
+            &|_| false,
+            Some(&elsewhere),
+            &mut rng,
+            &mut more,
+        );
+        assert!(more.is_empty());
     }
 
     #[test]

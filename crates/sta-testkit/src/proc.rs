@@ -76,6 +76,16 @@ impl Proc {
         }
     }
 
+    /// Every stdout line already received, without waiting.
+    pub fn drain(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l.clone());
+            out.push(l);
+        }
+        out
+    }
+
     /// Reads JSON lines until one satisfies `pred`; fails at the deadline or at
     /// end of output, with the process's stderr tail in the message.
     pub fn wait_json(

@@ -151,3 +151,17 @@ pub fn ready_peer_addr(ready: &Value) -> SocketAddr {
         .and_then(|s| s.parse().ok())
         .expect("ready line has a peer address")
 }
+
+/// The newest status line: everything already printed is skipped, so the
+/// answer is at most one status interval old.
+pub fn latest_status(p: &mut Proc, timeout: Duration) -> anyhow::Result<Value> {
+    let newest = p
+        .drain()
+        .into_iter()
+        .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+        .rfind(|v| v["event"] == "status");
+    match newest {
+        Some(v) => Ok(v),
+        None => p.wait_json("status line", timeout, |v| v["event"] == "status"),
+    }
+}

@@ -181,6 +181,11 @@ const KEYS: &[(&str, &str, &str)] = &[
         "picker",
         "piece picker: \"rarest-first\" (or \"random\", for experiments)",
     ),
+    (
+        "node",
+        "serve_order",
+        "queued requests served \"least-sent\" pieces first (or \"fifo\", for experiments)",
+    ),
     ("node.choker", "upload_slots", "regular upload slots"),
     (
         "node.choker",

@@ -192,21 +192,29 @@ async fn run_async(
     };
     let mut tick = tokio::time::interval(interval);
     let mut announced: HashSet<String> = HashSet::new();
+    let state_changed = watch_states(&session);
     let exit = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break Exit::Interrupted,
             _ = sigterm.recv() => break Exit::Stopped,
             _ = quit.cancelled() => break Exit::Stopped,
-            _ = tick.tick() => {
-                let snaps: Vec<TorrentSnapshot> = session.torrents().iter().map(|h| h.snapshot()).collect();
-                report(&opts, started, &snaps, &mut announced, bars.as_ref());
-                if let Some(t) = snaps.iter().find(|t| t.state == TorrentState::Error) {
-                    break Exit::Failed(format!("{}: {}", t.name, t.error.clone().unwrap_or_default()));
-                }
-                if opts.exit_on_complete && !snaps.is_empty() && snaps.iter().all(|t| t.state == TorrentState::Seeding) {
-                    break Exit::Done;
-                }
-            }
+            _ = tick.tick() => {}
+            _ = state_changed.notified() => {}
+        }
+        let snaps: Vec<TorrentSnapshot> = session.torrents().iter().map(|h| h.snapshot()).collect();
+        report(&opts, started, &snaps, &mut announced, bars.as_ref());
+        if let Some(t) = snaps.iter().find(|t| t.state == TorrentState::Error) {
+            break Exit::Failed(format!(
+                "{}: {}",
+                t.name,
+                t.error.clone().unwrap_or_default()
+            ));
+        }
+        if opts.exit_on_complete
+            && !snaps.is_empty()
+            && snaps.iter().all(|t| t.state == TorrentState::Seeding)
+        {
+            break Exit::Done;
         }
     };
     if let Some(b) = &bars {
@@ -231,6 +239,28 @@ async fn run_async(
             ExitCode::from(1)
         }
     })
+}
+
+/// Wakes the status loop when a torrent's state changes (checked, complete,
+/// failed), so `complete` lines and `--exit-on-complete` do not wait for the
+/// next status interval.
+fn watch_states(session: &Session) -> std::sync::Arc<tokio::sync::Notify> {
+    let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+    for h in session.torrents() {
+        let mut rx = h.snapshot.clone();
+        let notify = notify.clone();
+        tokio::spawn(async move {
+            let mut last = rx.borrow().state;
+            while rx.changed().await.is_ok() {
+                let now = rx.borrow_and_update().state;
+                if now != last {
+                    last = now;
+                    notify.notify_one();
+                }
+            }
+        });
+    }
+    notify
 }
 
 fn report(

@@ -90,15 +90,23 @@ impl Tmux {
     /// Clears the screen and history (Ctrl-L in the line editor), sends a
     /// command and waits until its output (a line containing `marker`) shows.
     fn ask(&self, line: &str, marker: &str) -> String {
-        Command::new("tmux")
-            .args(["send-keys", "-t", &self.0, "C-l"])
-            .status()
-            .unwrap();
-        Command::new("tmux")
-            .args(["clear-history", "-t", &self.0])
-            .status()
-            .unwrap();
-        wait_until("a cleared screen", T, || !self.screen().contains(marker)).unwrap();
+        // A key sent while the line editor is between two reads can be
+        // flushed with the terminal's mode switch, so Ctrl-L is sent again
+        // (at most every half second) until the screen is clear.
+        let mut sent: Option<std::time::Instant> = None;
+        wait_until("a cleared screen", T, || {
+            if sent.is_none_or(|at| at.elapsed() > Duration::from_millis(500)) {
+                for args in [
+                    &["send-keys", "-t", &self.0, "C-l"][..],
+                    &["clear-history", "-t", &self.0][..],
+                ] {
+                    Command::new("tmux").args(args).status().unwrap();
+                }
+                sent = Some(std::time::Instant::now());
+            }
+            !self.screen().contains(marker)
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.screen()));
         self.send(line);
         let mut text = String::new();
         wait_until(&format!("output of {line:?}"), T, || {

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,6 +114,73 @@ pub struct ConnContext {
     pub upload: Vec<Arc<RateLimiter>>,
     pub download: Vec<Arc<RateLimiter>>,
     pub events: mpsc::Sender<PeerEvent>,
+    /// Blocks of each piece uploaded so far, by all of this torrent's peers.
+    pub sent: Arc<SentCounts>,
+    /// Bytes this torrent may still upload (`--seed-limit-copies`), shared by
+    /// its writers so that the limit holds to the block, not to the tick.
+    pub upload_budget: Option<Arc<AtomicU64>>,
+}
+
+/// Takes `n` bytes from a shared upload budget; false when too little is left.
+fn take_budget(budget: &AtomicU64, n: u64) -> bool {
+    budget
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+            left.checked_sub(n)
+        })
+        .is_ok()
+}
+
+/// How often each piece went out. A peer's queued requests are served
+/// pieces-sent-least first, so a seeder whose upload is the bottleneck sends
+/// new pieces before second copies: leechers that asked for the same rare
+/// piece at once (their haves had not arrived yet) do not make it send twice
+/// while other pieces have not left it once.
+pub struct SentCounts {
+    blocks: Vec<AtomicU32>,
+    blocks_per_piece: u32,
+    /// Serve in request order instead (experiments that isolate the picker).
+    fifo: bool,
+}
+
+impl SentCounts {
+    pub fn new(num_pieces: u32, piece_length: u32, fifo: bool) -> Self {
+        SentCounts {
+            blocks: (0..num_pieces).map(|_| AtomicU32::new(0)).collect(),
+            blocks_per_piece: piece_length.div_ceil(sta_proto::wire::BLOCK_LEN).max(1),
+            fifo,
+        }
+    }
+
+    /// Copies of the piece sent, a copy under way counting as one: another
+    /// writer will not start a piece one writer is already sending.
+    fn copies(&self, piece: u32) -> u32 {
+        self.blocks
+            .get(piece as usize)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+            .div_ceil(self.blocks_per_piece)
+    }
+
+    fn record(&self, piece: u32) {
+        if let Some(c) = self.blocks.get(piece as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes the queued request whose piece went out least often (the
+    /// earliest among equals), looking at the first few entries. The piece
+    /// this writer is in the middle of (`current`) is finished first.
+    fn take_next(&self, queue: &mut VecDeque<BlockRef>, current: Option<u32>) -> Option<BlockRef> {
+        if queue.len() <= 1 || self.fifo {
+            return queue.pop_front();
+        }
+        let best = queue
+            .iter()
+            .take(128)
+            .enumerate()
+            .min_by_key(|(i, b)| (Some(b.piece) != current, self.copies(b.piece), *i))
+            .map(|(i, _)| i)?;
+        queue.remove(best)
+    }
 }
 
 /// Starts the reader and writer of an established connection. Returns the
@@ -198,6 +265,7 @@ async fn write_loop(
 ) {
     let mut queue: VecDeque<BlockRef> = VecDeque::new();
     let mut window = DiskWindow::default();
+    let mut current: Option<u32> = None;
     let mut refused = 0usize;
     let work = async {
         loop {
@@ -209,7 +277,18 @@ async fn write_loop(
                     Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
                 }
             }
-            if let Some(b) = queue.pop_front() {
+            if let Some(b) = ctx.sent.take_next(&mut queue, current) {
+                // Whether the rest of this piece is still to come in this writer's queue.
+                current = queue.iter().any(|q| q.piece == b.piece).then_some(b.piece);
+                if let Some(budget) = &ctx.upload_budget
+                    && !take_budget(budget, u64::from(b.len))
+                {
+                    // Spent: what is queued is dropped; the torrent chokes
+                    // everyone at its next tick.
+                    queue.clear();
+                    current = None;
+                    continue;
+                }
                 let data = window.block(&ctx, b, &queue).await?;
                 let n = data.len() as u64;
                 for l in &ctx.upload {
@@ -223,6 +302,7 @@ async fn write_loop(
                 .await
                 .map_err(|e| e.to_string())?;
                 counters.uploaded.fetch_add(n, Ordering::Relaxed);
+                ctx.sent.record(b.piece);
                 continue;
             }
             SinkExt::<Message>::flush(&mut sink)
@@ -400,4 +480,32 @@ pub async fn connect(
         socket.bind(SocketAddr::new(ip, 0))?;
     }
     socket.connect(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn least_sent_pieces_go_first_and_a_started_piece_finishes() {
+        let sent = SentCounts::new(4, 32 * 1024, false);
+        let b = |piece, offset| BlockRef {
+            piece,
+            offset,
+            len: 16384,
+        };
+        // Piece 0 already went out once.
+        sent.record(0);
+        sent.record(0);
+        let mut q: VecDeque<BlockRef> = [b(0, 0), b(0, 16384), b(2, 0), b(2, 16384)].into();
+        let first = sent.take_next(&mut q, None).unwrap();
+        assert_eq!(first, b(2, 0));
+        sent.record(2);
+        // This writer finishes piece 2 before anything else.
+        assert_eq!(sent.take_next(&mut q, Some(2)).unwrap(), b(2, 16384));
+        // Another writer with pieces 2 (under way elsewhere) and 3 (never sent) starts 3.
+        let mut other: VecDeque<BlockRef> = [b(2, 0), b(3, 0)].into();
+        assert_eq!(sent.take_next(&mut other, None).unwrap(), b(3, 0));
+        assert_eq!(sent.take_next(&mut q, None).unwrap(), b(0, 0));
+    }
 }

@@ -16,9 +16,9 @@ use crate::types::{BlockRef, Geometry};
 pub const MIN_QUEUE: usize = 4;
 pub const MAX_QUEUE: usize = 500;
 /// Start with this many before the peer's rate is known.
-pub const START_QUEUE: usize = 32;
+pub const START_QUEUE: usize = 8;
 /// Seconds of data a peer's queue should hold (libtorrent uses about 3).
-const QUEUE_SECONDS: u64 = 3;
+const QUEUE_SECONDS: u64 = 2;
 /// Unrequested blocks tolerated before the peer is dropped.
 const MAX_UNREQUESTED: u32 = 32;
 /// Requests for pieces we lack tolerated before the peer is dropped.
@@ -259,6 +259,11 @@ impl PeerState {
 
     pub fn is_outstanding(&self, b: &BlockRef) -> bool {
         self.outstanding.contains_key(b)
+    }
+
+    /// When we requested `b` from this peer, if it is still outstanding.
+    pub fn requested_at(&self, b: &BlockRef) -> Option<Instant> {
+        self.outstanding.get(b).copied()
     }
 
     pub fn on_requested(&mut self, now: Instant, blocks: &[BlockRef]) {
@@ -572,7 +577,11 @@ mod tests {
         );
         let later = t0 + Duration::from_secs(5);
         p.update_queue(later, 1 << 20);
-        assert_eq!(p.queue_target, 192);
+        assert_eq!(
+            p.queue_target,
+            64 * QUEUE_SECONDS as usize,
+            "1 MiB/s fills the queue for QUEUE_SECONDS"
+        );
         p.update_queue(later, 1000);
         assert_eq!(p.queue_target, MIN_QUEUE);
     }

@@ -218,6 +218,9 @@ pub(crate) struct Torrent {
     totals: Totals,
     up_limit: Arc<RateLimiter>,
     down_limit: Arc<RateLimiter>,
+    sent: Arc<crate::peer::conn::SentCounts>,
+    /// Bytes left under `--seed-limit-copies`, drawn by every peer writer.
+    upload_budget: Option<Arc<std::sync::atomic::AtomicU64>>,
     down_meter: RateMeter,
     up_meter: RateMeter,
     down_hist: History,
@@ -299,6 +302,15 @@ pub fn spawn(
         picker: Picker::new(geo, Bitfield::new(geo.num_pieces), picker_cfg),
         choker: Choker::new(p.config.choker.clone(), now),
         up_limit: Arc::new(RateLimiter::new(p.max_upload_rate)),
+        sent: Arc::new(crate::peer::conn::SentCounts::new(
+            geo.num_pieces,
+            geo.piece_length,
+            p.config.serve_order == crate::config::ServeOrder::Fifo,
+        )),
+        upload_budget: p.config.seed_limit_copies.map(|copies| {
+            let bytes = copies.max(0.0) * p.metainfo.info.total_length as f64;
+            Arc::new(std::sync::atomic::AtomicU64::new(bytes as u64))
+        }),
         down_limit: Arc::new(RateLimiter::new(p.max_download_rate)),
         p,
         storage,
@@ -368,7 +380,15 @@ fn spawn_writer(
             // Ends when the torrent (every sender) is gone.
             while let Ok(mut r) = rx.recv() {
                 let offset = storage.piece_offset(r.index);
-                r.write_error = storage.write(offset, &r.data).err().map(|e| e.to_string());
+                r.write_error = storage.write(offset, &r.data).err().map(|e| {
+                    // Exit code 1 must say what to do (PLAN.md): a full disk is
+                    // the usual cause, and nothing verified is lost by it.
+                    if e.kind() == std::io::ErrorKind::StorageFull {
+                        format!("{e}: the disk is full; free some space and start again (verified pieces are kept)")
+                    } else {
+                        e.to_string()
+                    }
+                });
                 if done.blocking_send(r).is_err() {
                     break;
                 }
@@ -385,7 +405,14 @@ impl Torrent {
         self.start_check(true);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A change of state (checked, complete, failed) is published at once,
+        // not at the next tick: scripts wait on it.
+        let mut published = self.state;
         loop {
+            if self.state != published {
+                published = self.state;
+                self.publish_snapshot(Instant::now());
+            }
             // Rare messages first, the busy peer stream last: under a full
             // stream of blocks, ticks, commands and new connections still run.
             tokio::select! {

@@ -6,10 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sta_proto::PeerId;
-use sta_proto::wire::{Handshake, Message};
+use sta_proto::wire::{BLOCK_LEN, Handshake, Message};
 use tokio::net::TcpStream;
 
 use super::{ConnResult, Known, Peer, Torrent};
+use crate::bitfield::Bitfield;
 use crate::choker::{ChokeAction, PeerRates};
 use crate::peer::conn::{self, ConnContext, PeerEvent, WriterCmd};
 use crate::peer::state::{Event, PeerState};
@@ -230,6 +231,8 @@ impl Torrent {
             upload: vec![self.up_limit.clone(), self.p.global_up.clone()],
             download: vec![self.down_limit.clone(), self.p.global_down.clone()],
             events: self.events_tx.clone(),
+            sent: self.sent.clone(),
+            upload_budget: self.upload_budget.clone(),
         };
         let (tx, counters) = conn::spawn(
             stream,
@@ -315,12 +318,14 @@ impl Torrent {
             Event::Unchoked => self.fill_requests(key),
             Event::Have(i) => {
                 self.picker.peer_have(i);
+                self.reroute(key, i);
                 self.update_interest(key);
                 self.drop_if_both_seeds(key);
             }
             Event::Haves(list) => {
                 for i in list {
                     self.picker.peer_have(i);
+                    self.reroute(key, i);
                 }
                 self.update_interest(key);
                 self.drop_if_both_seeds(key);
@@ -382,11 +387,93 @@ impl Torrent {
         }
     }
 
+    /// Pieces a seed should be spared: the pieces that leechers unchoking us
+    /// can give are left to them, and the seed is asked only for what nobody
+    /// else has. A seed's upload is what a swarm runs short of first; spent
+    /// on pieces the leechers already trade, it would make second copies
+    /// instead of new ones.
+    fn spare_seed(&self, key: PeerKey) -> Option<Bitfield> {
+        let me = self.peers.get(&key)?;
+        // A plain random picker (the experiment that shows why piece choice
+        // matters) takes pieces from anyone.
+        if !me.state.have.is_complete() || self.p.config.picker == crate::picker::Strategy::Random {
+            return None;
+        }
+        let others = || {
+            self.peers
+                .iter()
+                .filter(|(k, p)| **k != key && !p.state.have.is_complete() && !p.state.peer_choking)
+        };
+        let busy_elsewhere = others().any(|(_, p)| p.state.outstanding() > 0);
+        let best_other = others()
+            .map(|(_, p)| p.down_meter.rate())
+            .max()
+            .unwrap_or(0);
+        if !busy_elsewhere || me.down_meter.rate() >= best_other {
+            return None;
+        }
+        let mut union = Bitfield::new(self.geo.num_pieces);
+        for (_, p) in others() {
+            for i in p.state.have.iter_ones() {
+                union.set(i);
+            }
+        }
+        Some(union)
+    }
+
+    /// `from`, a leecher that unchokes us, now has `piece`. Requests for it
+    /// that have waited at a seed for over 200 ms are cancelled and
+    /// the piece is taken from `from` instead. A seed that is slow to answer
+    /// is short of upload; it serves the pieces it sent least often first, so
+    /// such a request would come out at the very end as a second copy.
+    fn reroute(&mut self, from: PeerKey, piece: u32) {
+        if self.picker.progress_of(piece).is_none()
+            || self.p.config.picker == crate::picker::Strategy::Random
+        {
+            return;
+        }
+        let Some(x) = self.peers.get(&from) else {
+            return;
+        };
+        if x.state.peer_choking || x.state.have.is_complete() {
+            return;
+        }
+        let now = Instant::now();
+        let patience = Duration::from_millis(200);
+        let blocks: Vec<BlockRef> = (0..self.geo.blocks_in_piece(piece))
+            .map(|b| self.geo.block(piece, b))
+            .collect();
+        let mut cancelled = Vec::new();
+        for (k, p) in self.peers.iter_mut() {
+            if *k == from || !p.state.have.is_complete() {
+                continue;
+            }
+            for b in &blocks {
+                if p.state
+                    .requested_at(b)
+                    .is_some_and(|t| now.duration_since(t) >= patience)
+                    && p.state.cancel(b)
+                {
+                    cancelled.push((*k, *b));
+                }
+            }
+        }
+        if cancelled.is_empty() {
+            return;
+        }
+        for (k, b) in cancelled {
+            self.picker.on_request_dropped(b);
+            self.send(k, Message::Cancel(b.to_wire()));
+        }
+        self.fill_requests(from);
+    }
+
     /// Tops up a peer's request pipeline from the picker.
     pub(super) fn fill_requests(&mut self, key: PeerKey) {
         if self.paused || self.error.is_some() {
             return;
         }
+        let avoid = self.spare_seed(key);
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
@@ -401,6 +488,7 @@ impl Torrent {
             &state.have,
             want,
             &|b| state.is_outstanding(b),
+            avoid.as_ref(),
             &mut self.rng,
             &mut blocks,
         );
@@ -456,7 +544,11 @@ impl Torrent {
         self.up_hist.sample(uploaded);
         if let Some(copies) = self.p.config.seed_limit_copies
             && !self.upload_stopped
-            && uploaded as f64 >= copies * self.p.metainfo.info.total_length as f64
+            && (uploaded as f64 >= copies * self.p.metainfo.info.total_length as f64
+                || self
+                    .upload_budget
+                    .as_ref()
+                    .is_some_and(|b| b.load(Ordering::Acquire) < u64::from(BLOCK_LEN)))
         {
             tracing::info!(copies, "seed limit reached: no more uploads");
             self.upload_stopped = true;

@@ -70,6 +70,9 @@ pub struct NodeArgs {
     /// Piece picker (random exists only to show why rarest-first matters).
     #[arg(long, value_enum, hide = true)]
     pub picker: Option<PickerArg>,
+    /// Serve order of queued requests (fifo exists only to isolate the picker in experiments).
+    #[arg(long, value_enum, hide = true)]
+    pub serve_order: Option<ServeOrderArg>,
     /// Also connect to this peer (host:port); repeat for more. Works without a tracker.
     #[arg(long = "peer", value_name = "HOST:PORT")]
     pub peers: Vec<String>,
@@ -102,6 +105,12 @@ pub struct NodeArgs {
     /// Full-screen dashboard instead of the prompt (q stops the node).
     #[arg(long, conflicts_with = "no_prompt")]
     pub tui: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum ServeOrderArg {
+    LeastSent,
+    Fifo,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
@@ -142,6 +151,12 @@ impl NodeArgs {
             c.picker = match p {
                 PickerArg::RarestFirst => Strategy::RarestFirst,
                 PickerArg::Random => Strategy::Random,
+            };
+        }
+        if let Some(o) = self.serve_order {
+            c.serve_order = match o {
+                ServeOrderArg::LeastSent => sta_node::config::ServeOrder::LeastSent,
+                ServeOrderArg::Fifo => sta_node::config::ServeOrder::Fifo,
             };
         }
         Ok(c)

@@ -1,0 +1,185 @@
+//! Rate limits that hold, measured from the outside: a node's status lines give
+//! its byte counters, read here against the test's own clock over a window of
+//! about ten seconds. PLAN.md: at most 1.1× the limit and at least half of it
+//! (the token bucket's precision is unit-tested on a fake clock). Also several
+//! torrents in one node process, on one port, each with its own limit.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sta_testkit::files::{random_file, sha256_file};
+use sta_testkit::proc::Proc;
+use sta_testkit::sta::{StaEnv, wait_status};
+
+const STA: &str = env!("CARGO_BIN_EXE_sta");
+const T: Duration = Duration::from_secs(60);
+const MIB: u64 = 1 << 20;
+const WINDOW: Duration = Duration::from_secs(10);
+
+/// Follows a node's status lines from the first one where `counter` of some
+/// torrent moved, for `WINDOW`, and returns each torrent's average rate over
+/// that window (bytes per second by the test's clock).
+fn measure(p: &mut Proc, counter: &str, torrents: usize) -> Vec<f64> {
+    let read = |v: &Value, i: usize| v["torrents"][i][counter].as_u64().unwrap_or(0);
+    let start = p
+        .wait_json("first bytes", T, |v| {
+            v["event"] == "status" && (0..torrents).any(|i| read(v, i) > 0)
+        })
+        .unwrap();
+    let t0 = Instant::now();
+    let first: Vec<u64> = (0..torrents).map(|i| read(&start, i)).collect();
+    let mut last = (t0, first.clone());
+    while last.0 - t0 < WINDOW {
+        let v = p
+            .wait_json("status line", T, |v| v["event"] == "status")
+            .unwrap();
+        last = (Instant::now(), (0..torrents).map(|i| read(&v, i)).collect());
+    }
+    let secs = (last.0 - t0).as_secs_f64();
+    first
+        .iter()
+        .zip(&last.1)
+        .map(|(a, b)| (b - a) as f64 / secs)
+        .collect()
+}
+
+fn assert_near_limit(what: &str, rate: f64, limit: u64) {
+    let ratio = rate / limit as f64;
+    eprintln!("{what}: {:.0} B/s = {ratio:.3} × the limit", rate);
+    assert!(ratio <= 1.1, "{what}: {rate:.0} B/s is over 1.1 × {limit}");
+    assert!(
+        ratio >= 0.5,
+        "{what}: {rate:.0} B/s is under half of {limit}"
+    );
+}
+
+fn seed_and_torrent(
+    env: &StaEnv,
+    name: &str,
+    size: u64,
+    seed: u64,
+    announce: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let src = env.path(&format!("seed/{name}"));
+    random_file(&src, size, seed).unwrap();
+    let t = env.create(&src, announce, "64KiB").unwrap();
+    (src, t)
+}
+
+fn start_seeder(env: &mut StaEnv, torrents: &[&Path], extra: &[&str]) -> Proc {
+    let dir = env.path("seed");
+    let mut args: Vec<&str> = torrents.iter().map(|t| t.to_str().unwrap()).collect();
+    args.extend(["-o", dir.to_str().unwrap(), "--role", "seeder"]);
+    args.extend(extra);
+    let (mut seeder, _) = env.node("seeder", "node", &args).unwrap();
+    seeder
+        .wait_json("all seeding", T, |v| {
+            v["event"] == "status"
+                && v["torrents"].as_array().is_some_and(|ts| {
+                    ts.len() == torrents.len() && ts.iter().all(|t| t["state"] == "seeding")
+                })
+        })
+        .unwrap();
+    seeder
+}
+
+#[test]
+fn the_seeders_upload_limit_holds_over_ten_seconds() {
+    let mut env = StaEnv::new(STA);
+    let (_tracker, announce, _) = env.tracker(&[]).unwrap();
+    let (src, t) = seed_and_torrent(&env, "up.bin", 16 * MIB, 11, &announce);
+    let limit = MIB;
+    let mut seeder = start_seeder(&mut env, &[&t], &["--max-upload-rate", "1MiB"]);
+    let out = env.path("leech");
+    let (mut leecher, _) = env
+        .node(
+            "leecher",
+            "get",
+            &[t.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        )
+        .unwrap();
+    let rates = measure(&mut seeder, "uploaded", 1);
+    assert_near_limit("seeder upload", rates[0], limit);
+    wait_status(&mut leecher, "complete", T, |t| t["state"] == "seeding").unwrap();
+    assert_eq!(
+        sha256_file(&src).unwrap(),
+        sha256_file(&out.join("up.bin")).unwrap()
+    );
+}
+
+#[test]
+fn the_leechers_download_limit_holds_over_ten_seconds() {
+    let mut env = StaEnv::new(STA);
+    let (_tracker, announce, _) = env.tracker(&[]).unwrap();
+    let (src, t) = seed_and_torrent(&env, "down.bin", 20 * MIB, 12, &announce);
+    let limit = 3 * MIB / 2;
+    let _seeder = start_seeder(&mut env, &[&t], &[]);
+    let out = env.path("leech");
+    let (mut leecher, _) = env
+        .node(
+            "leecher",
+            "get",
+            &[
+                t.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--max-download-rate",
+                "1.5MiB",
+            ],
+        )
+        .unwrap();
+    let rates = measure(&mut leecher, "downloaded", 1);
+    assert_near_limit("leecher download", rates[0], limit);
+    wait_status(&mut leecher, "complete", T, |t| t["state"] == "seeding").unwrap();
+    assert_eq!(
+        sha256_file(&src).unwrap(),
+        sha256_file(&out.join("down.bin")).unwrap()
+    );
+}
+
+/// One node process, one port, two torrents: the seeder serves both, the
+/// leecher fetches both at once with a limit on each torrent, and each copy
+/// verifies.
+#[test]
+fn one_node_downloads_two_torrents_at_once_each_within_its_own_limit() {
+    let mut env = StaEnv::new(STA);
+    let (_tracker, announce, _) = env.tracker(&[]).unwrap();
+    let (src_a, ta) = seed_and_torrent(&env, "a.bin", 9 * MIB, 21, &announce);
+    let (src_b, tb) = seed_and_torrent(&env, "b.bin", 9 * MIB + 4321, 22, &announce);
+    let _seeder = start_seeder(&mut env, &[&ta, &tb], &[]);
+    let out = env.path("leech");
+    let (mut leecher, ready) = env
+        .node(
+            "leecher",
+            "node",
+            &[
+                ta.to_str().unwrap(),
+                tb.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--torrent-download-rate",
+                "768KiB",
+                "--exit-on-complete",
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        ready["torrents"].as_array().map(Vec::len),
+        Some(2),
+        "{ready}"
+    );
+    let rates = measure(&mut leecher, "downloaded", 2);
+    for (name, rate) in ["a.bin", "b.bin"].iter().zip(&rates) {
+        assert_near_limit(name, *rate, 768 * 1024);
+    }
+    assert!(leecher.wait_exit(T).unwrap().success());
+    assert_eq!(
+        sha256_file(&src_a).unwrap(),
+        sha256_file(&out.join("a.bin")).unwrap()
+    );
+    assert_eq!(
+        sha256_file(&src_b).unwrap(),
+        sha256_file(&out.join("b.bin")).unwrap()
+    );
+}
