@@ -4,9 +4,11 @@
 //!
 //! - `upload_slots` regular slots, recomputed every `round` (10 s): while
 //!   downloading, the interested peers that upload to us fastest
-//!   (tit-for-tat); while seeding, those we upload to fastest, so our upload
-//!   goes where it is taken up and passed on quickest (the BitTorrent 4
-//!   seeding rule; the optimistic slot rotates newcomers in).
+//!   (tit-for-tat); while seeding, those we have sent least so far: round
+//!   robin by bytes, so every leecher gets a share of a seed and none falls
+//!   behind the swarm (libtorrent's default seeding rule does the same; the
+//!   upload-rate rule of BitTorrent 4 kept feeding the fastest peers while
+//!   slow ones finished last).
 //! - One optimistic unchoke, rotated every `optimistic_rounds` rounds (30 s),
 //!   chosen at random among the choked interested peers, newly connected ones
 //!   three times as likely.
@@ -59,6 +61,8 @@ pub struct PeerRates {
     pub down_rate: u64,
     /// Bytes per second we send the peer.
     pub up_rate: u64,
+    /// Bytes we have sent the peer since it connected.
+    pub uploaded: u64,
     pub connected_at: Instant,
     pub last_block_at: Option<Instant>,
 }
@@ -165,7 +169,11 @@ impl Choker {
             let j = rng.random_range(0..=i);
             c.swap(i, j);
         }
-        c.sort_by_key(|p| std::cmp::Reverse(if seeding { p.up_rate } else { p.down_rate }));
+        if seeding {
+            c.sort_by_key(|p| p.uploaded);
+        } else {
+            c.sort_by_key(|p| std::cmp::Reverse(p.down_rate));
+        }
         c
     }
 
@@ -240,12 +248,11 @@ impl Choker {
             .iter()
             .filter(|p| p.interested && !self.unchoked.contains(&p.key) && !self.snubbed(p, now))
             .collect();
-        waiting.sort_by_key(|p| {
-            (
-                std::cmp::Reverse(if seeding { p.up_rate } else { p.down_rate }),
-                p.key,
-            )
-        });
+        if seeding {
+            waiting.sort_by_key(|p| (p.uploaded, p.key));
+        } else {
+            waiting.sort_by_key(|p| (std::cmp::Reverse(p.down_rate), p.key));
+        }
         let mut next = self.unchoked.clone();
         next.extend(waiting.iter().take(free).map(|p| p.key));
         self.apply(next);
@@ -275,6 +282,7 @@ mod tests {
             am_interested: true,
             down_rate: down,
             up_rate: 0,
+            uploaded: 0,
             connected_at: t0,
             last_block_at: Some(t0),
         }
@@ -405,7 +413,7 @@ mod tests {
     }
 
     #[test]
-    fn seeding_ranks_by_upload_and_free_slots_fill_at_once() {
+    fn seeding_serves_the_least_served_first_and_free_slots_fill_at_once() {
         let t0 = Instant::now();
         let mut rng = StdRng::seed_from_u64(4);
         let mut c = Choker::new(
@@ -415,9 +423,17 @@ mod tests {
             },
             t0,
         );
-        let mut peers: Vec<PeerRates> = (0..3)
+        let regular = |c: &Choker| -> Vec<u64> {
+            unchoked(c, 5)
+                .into_iter()
+                .filter(|k| Some(PeerKey(*k)) != c.optimistic())
+                .collect()
+        };
+        // Peer 3 got the least from us, then 2, then 1; peer 0 is not interested.
+        let mut peers: Vec<PeerRates> = (0..4)
             .map(|k| PeerRates {
                 up_rate: 10 * k,
+                uploaded: 1000 * (4 - k),
                 down_rate: 0,
                 am_interested: false,
                 ..peer(k, 0, t0)
@@ -425,18 +441,33 @@ mod tests {
             .collect();
         peers[0].interested = false;
         c.handle_tick(t0, true, &peers, &mut rng);
-        assert_eq!(unchoked(&c, 3), vec![1, 2]);
+        assert_eq!(regular(&c), vec![2, 3], "the two least served");
         drain(&mut c);
-        // A new interested peer between rounds gets a free slot at once only when one is free.
-        peers.push(PeerRates {
-            up_rate: 0,
-            ..peer(3, 0, t0)
-        });
-        c.handle_tick(t0 + Duration::from_secs(1), true, &peers, &mut rng);
-        assert!(drain(&mut c).is_empty(), "both regular slots taken");
-        peers.retain(|p| p.key != PeerKey(2));
-        c.peer_removed(PeerKey(2));
-        c.handle_tick(t0 + Duration::from_secs(2), true, &peers, &mut rng);
-        assert_eq!(drain(&mut c), vec![ChokeAction::Unchoke(PeerKey(3))]);
+        // A round later 2 and 3 have had their share: 1 is the least served.
+        for p in &mut peers[2..] {
+            p.uploaded += 10_000;
+        }
+        c.handle_tick(t0 + Duration::from_secs(10), true, &peers, &mut rng);
+        assert!(regular(&c).contains(&1), "{:?}", regular(&c));
+        drain(&mut c);
+        // Between rounds a newcomer waits while both regular slots are taken,
+        // and gets a slot at once when one frees.
+        peers.push(peer(4, 0, t0));
+        c.handle_tick(t0 + Duration::from_secs(11), true, &peers, &mut rng);
+        let before = regular(&c);
+        assert!(
+            drain(&mut c)
+                .iter()
+                .all(|a| matches!(a, ChokeAction::Choke(_)))
+                && before.len() == 2,
+            "both regular slots taken: {before:?}"
+        );
+        let gone = before[0];
+        peers.retain(|p| p.key != PeerKey(gone));
+        c.peer_removed(PeerKey(gone));
+        c.handle_tick(t0 + Duration::from_secs(12), true, &peers, &mut rng);
+        let after = regular(&c);
+        assert_eq!(after.len(), 2, "{after:?}");
+        assert!(!after.contains(&gone));
     }
 }

@@ -17,30 +17,43 @@ const T: Duration = Duration::from_secs(60);
 const MIB: u64 = 1 << 20;
 const WINDOW: Duration = Duration::from_secs(10);
 
-/// Follows a node's status lines from the first one where `counter` of some
-/// torrent moved, for `WINDOW`, and returns each torrent's average rate over
-/// that window (bytes per second by the test's clock).
+/// Follows a node's status lines and returns each torrent's average rate
+/// over about `WINDOW`, by the test's clock. A torrent's counters change
+/// once a second (its tick), and the node prints every 0.1 s
+/// (`--status-interval 0.1`), so the first line that shows a new value is at
+/// most 0.1 s late: the window runs from one such change to another.
 fn measure(p: &mut Proc, counter: &str, torrents: usize) -> Vec<f64> {
     let read = |v: &Value, i: usize| v["torrents"][i][counter].as_u64().unwrap_or(0);
-    let start = p
-        .wait_json("first bytes", T, |v| {
-            v["event"] == "status" && (0..torrents).any(|i| read(v, i) > 0)
-        })
-        .unwrap();
-    let t0 = Instant::now();
-    let first: Vec<u64> = (0..torrents).map(|i| read(&start, i)).collect();
-    let mut last = (t0, first.clone());
-    while last.0 - t0 < WINDOW {
+    // Per torrent: the value on the previous line, the first change (time,
+    // value) once bytes move, and the latest change.
+    let mut prev = vec![0u64; torrents];
+    let mut first: Vec<Option<(Instant, u64)>> = vec![None; torrents];
+    let mut last: Vec<Option<(Instant, u64)>> = vec![None; torrents];
+    let long_enough = |f: &Option<(Instant, u64)>, l: &Option<(Instant, u64)>| matches!((f, l), (Some(f), Some(l)) if l.0 - f.0 >= WINDOW);
+    while !(0..torrents).all(|i| long_enough(&first[i], &last[i])) {
         let v = p
             .wait_json("status line", T, |v| v["event"] == "status")
             .unwrap();
-        last = (Instant::now(), (0..torrents).map(|i| read(&v, i)).collect());
+        let now = Instant::now();
+        for i in 0..torrents {
+            let x = read(&v, i);
+            if x != prev[i] {
+                // The first change only marks the start of a clean tick.
+                if prev[i] > 0 && first[i].is_none() {
+                    first[i] = Some((now, x));
+                } else if first[i].is_some() && !long_enough(&first[i], &last[i]) {
+                    last[i] = Some((now, x));
+                }
+                prev[i] = x;
+            }
+        }
     }
-    let secs = (last.0 - t0).as_secs_f64();
-    first
-        .iter()
-        .zip(&last.1)
-        .map(|(a, b)| (b - a) as f64 / secs)
+    (0..torrents)
+        .map(|i| {
+            let (t0, a) = first[i].unwrap();
+            let (t1, b) = last[i].unwrap();
+            (b - a) as f64 / (t1 - t0).as_secs_f64()
+        })
         .collect()
 }
 
@@ -90,7 +103,11 @@ fn the_seeders_upload_limit_holds_over_ten_seconds() {
     let (_tracker, announce, _) = env.tracker(&[]).unwrap();
     let (src, t) = seed_and_torrent(&env, "up.bin", 16 * MIB, 11, &announce);
     let limit = MIB;
-    let mut seeder = start_seeder(&mut env, &[&t], &["--max-upload-rate", "1MiB"]);
+    let mut seeder = start_seeder(
+        &mut env,
+        &[&t],
+        &["--max-upload-rate", "1MiB", "--status-interval", "0.1"],
+    );
     let out = env.path("leech");
     let (mut leecher, _) = env
         .node(
@@ -145,8 +162,8 @@ fn the_leechers_download_limit_holds_over_ten_seconds() {
 fn one_node_downloads_two_torrents_at_once_each_within_its_own_limit() {
     let mut env = StaEnv::new(STA);
     let (_tracker, announce, _) = env.tracker(&[]).unwrap();
-    let (src_a, ta) = seed_and_torrent(&env, "a.bin", 9 * MIB, 21, &announce);
-    let (src_b, tb) = seed_and_torrent(&env, "b.bin", 9 * MIB + 4321, 22, &announce);
+    let (src_a, ta) = seed_and_torrent(&env, "a.bin", 13 * MIB, 21, &announce);
+    let (src_b, tb) = seed_and_torrent(&env, "b.bin", 13 * MIB + 4321, 22, &announce);
     let _seeder = start_seeder(&mut env, &[&ta, &tb], &[]);
     let out = env.path("leech");
     let (mut leecher, ready) = env
@@ -160,6 +177,8 @@ fn one_node_downloads_two_torrents_at_once_each_within_its_own_limit() {
                 out.to_str().unwrap(),
                 "--torrent-download-rate",
                 "768KiB",
+                "--status-interval",
+                "0.1",
                 "--exit-on-complete",
             ],
         )

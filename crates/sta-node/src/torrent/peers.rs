@@ -581,6 +581,7 @@ impl Torrent {
                 am_interested: p.state.am_interested,
                 down_rate: p.down_meter.rate(),
                 up_rate: p.up_meter.rate(),
+                uploaded: p.counters.uploaded.load(Ordering::Relaxed),
                 connected_at: p.state.connected_at,
                 last_block_at: p.state.last_block_at,
             })

@@ -58,6 +58,12 @@ pub struct Args {
     /// Only remove namespaces left behind by earlier runs, then exit.
     #[arg(long)]
     pub cleanup: bool,
+    /// Run another BitTorrent client in place of the sta nodes (benchmarks):
+    /// a command with {role} (seed or leech), {torrent}, {dir} and {ip}; it
+    /// must print JSON lines `{"event":"ready"}` and, once it has every
+    /// piece, `{"event":"complete"}` (bench/ltnode.py does).
+    #[arg(long, value_name = "COMMAND")]
+    pub node_cmd: Option<String>,
 }
 
 fn netem_available() -> bool {
@@ -187,14 +193,23 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn in_host(net: &LabNet, host: usize, exe: &Path, args: &[String]) -> Vec<String> {
-    let mut v = vec![
-        "netns".into(),
-        "exec".into(),
-        net.hosts[host].clone(),
-        exe.display().to_string(),
-    ];
+    let mut v = vec!["netns".into(), "exec".into(), net.hosts[host].clone()];
+    v.push(exe.display().to_string());
     v.extend(args.iter().cloned());
     v
+}
+
+/// A `--node-cmd` template filled in for one node, split into words.
+fn fill_template(template: &str, role: &str, torrent: &Path, dir: &Path, ip: &str) -> Vec<String> {
+    template
+        .split_whitespace()
+        .map(|w| {
+            w.replace("{role}", role)
+                .replace("{torrent}", &torrent.display().to_string())
+                .replace("{dir}", &dir.display().to_string())
+                .replace("{ip}", ip)
+        })
+        .collect()
 }
 
 async fn lab(
@@ -246,6 +261,14 @@ async fn lab(
     std::fs::write(&torrent, &created.bytes)?;
 
     let node = |name: &str, dir: &Path, host: usize, role: &str| -> Vec<String> {
+        if let Some(t) = &a.node_cmd {
+            let _ = std::fs::create_dir_all(dir);
+            let short = if role == "seeder" { "seed" } else { "leech" };
+            let words = fill_template(t, short, &torrent, dir, &host_ip(host));
+            let mut v = vec!["netns".into(), "exec".into(), net.hosts[host].clone()];
+            v.extend(words);
+            return v;
+        }
         let args: Vec<String> = vec![
             "node".into(),
             torrent.display().to_string(),
@@ -278,6 +301,8 @@ async fn lab(
         let v = tokio::select! { v = srx.recv() => v, _ = tokio::time::sleep_until(deadline) => bail!("seeder did not start seeding") };
         match v {
             Some(v) if v["event"] == "status" && v["torrents"][0]["state"] == "seeding" => break,
+            // Another client (--node-cmd) says `complete` once its data checked.
+            Some(v) if a.node_cmd.is_some() && v["event"] == "complete" => break,
             Some(v) if v["event"] == "exited" => bail!("seeder failed: {}", v["detail"]),
             Some(_) => {}
             None => bail!("seeder stopped"),
@@ -390,5 +415,27 @@ mod tests {
         assert!((t - 4.0 * 33.554432 / 60.0).abs() < 1e-6, "{t}");
         // One leecher: the seeder's upload is the limit.
         assert!((t_min(4 << 20, 1, &r) - 33.554432 / 20.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn node_command_template() {
+        let w = fill_template(
+            "python3 ltnode.py {role} {torrent} {dir} {ip}",
+            "leech",
+            Path::new("/w/lab.torrent"),
+            Path::new("/w/leecher1"),
+            "10.0.0.3",
+        );
+        assert_eq!(
+            w,
+            [
+                "python3",
+                "ltnode.py",
+                "leech",
+                "/w/lab.torrent",
+                "/w/leecher1",
+                "10.0.0.3"
+            ]
+        );
     }
 }
