@@ -79,7 +79,10 @@ pub struct TrackerClient {
     tiers: Vec<Vec<String>>,
     cfg: ClientConfig,
     http: reqwest::Client,
-    udp_conn: Option<(String, u64, Instant)>,
+    /// The UDP tracker's connection id, when it was given, and the socket
+    /// it was given to: trackers may tie the id to our address and port, so
+    /// announces that use it go out from the same socket.
+    udp_conn: Option<(String, u64, Instant, std::sync::Arc<UdpSocket>)>,
 }
 
 impl TrackerClient {
@@ -202,13 +205,19 @@ impl TrackerClient {
             (_, SocketAddr::V4(_)) => "0.0.0.0:0".parse().expect("literal"),
             (_, SocketAddr::V6(_)) => "[::]:0".parse().expect("literal"),
         };
-        let sock = UdpSocket::bind(local).await?;
-        sock.connect(addr).await?;
         let v6 = addr.is_ipv6();
         // Connection ids are good for a minute (BEP 15).
-        let conn_id = match &self.udp_conn {
-            Some((u, id, at)) if u == url && at.elapsed() < Duration::from_secs(60) => *id,
-            _ => {
+        let cached = match &self.udp_conn {
+            Some((u, id, at, sock)) if u == url && at.elapsed() < Duration::from_secs(60) => {
+                Some((*id, sock.clone()))
+            }
+            _ => None,
+        };
+        let (conn_id, sock) = match cached {
+            Some(c) => c,
+            None => {
+                let sock = std::sync::Arc::new(UdpSocket::bind(local).await?);
+                sock.connect(addr).await?;
                 let tid = rand::random::<u32>();
                 match udp_exchange(
                     &sock,
@@ -221,8 +230,9 @@ impl TrackerClient {
                 .await?
                 {
                     Response::Connect { connection_id, .. } => {
-                        self.udp_conn = Some((url.to_owned(), connection_id, Instant::now()));
-                        connection_id
+                        self.udp_conn =
+                            Some((url.to_owned(), connection_id, Instant::now(), sock.clone()));
+                        (connection_id, sock)
                     }
                     Response::Error { message, .. } => return Err(AnnounceError::Refused(message)),
                     _ => return Err(AnnounceError::Invalid("unexpected reply to connect".into())),
@@ -380,8 +390,24 @@ pub async fn run(
             },
         }
     }
-    // `stopped`, bounded in time so shutdown never hangs on a dead tracker.
+    // A `completed` not yet announced (a node that exits as soon as it has
+    // every piece) goes out before `stopped`, so the tracker counts the
+    // download. Both are bounded in time: shutdown never hangs on a dead tracker.
     let final_stats = *stats.borrow();
+    let mut completed = event == Event::Completed;
+    while let Ok(e) = events.try_recv() {
+        completed |= e == Event::Completed;
+    }
+    if completed {
+        let done = tokio::time::timeout(
+            Duration::from_secs(3),
+            client.announce(Event::Completed, final_stats),
+        )
+        .await;
+        if let Ok((url, Err(e))) = done {
+            tracing::debug!(%url, error = %e, "completed announce failed");
+        }
+    }
     let stop = tokio::time::timeout(
         Duration::from_secs(3),
         client.announce(Event::Stopped, final_stats),

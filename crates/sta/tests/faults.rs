@@ -397,13 +397,27 @@ fn seeder_killed_before_the_swarm_has_every_piece_leechers_wait_and_finish_when_
     })
     .unwrap();
     seeder.proc.kill();
-    // They trade what they have until both hold the same pieces.
+    // They trade what they have until both hold the same pieces, and keep
+    // holding them for a second (blocks the seeder sent before it died may
+    // still complete a piece).
     let mut swarm = Vec::new();
+    let mut since: Option<(Vec<bool>, Instant)> = None;
     wait_until("the leechers to trade what they have", T, || {
         let (a, b) = (leechers[0].1.pieces(), leechers[1].1.pieces());
-        let same = a == b;
-        swarm = a;
-        same
+        if a != b {
+            since = None;
+            return false;
+        }
+        match &since {
+            Some((p, at)) if *p == a => {
+                swarm = a;
+                at.elapsed() >= Duration::from_secs(1)
+            }
+            _ => {
+                since = Some((a, Instant::now()));
+                false
+            }
+        }
     })
     .unwrap();
     let in_swarm = count(&swarm);

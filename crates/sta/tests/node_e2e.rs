@@ -283,3 +283,77 @@ fn seeder_with_bad_data_exits_naming_the_file() {
         "{err}"
     );
 }
+
+/// `sta get MAGNET` through an sta tracker's catalog, with the torrent's only
+/// tracker on UDP: the leecher fetches the `.torrent` from the catalog named
+/// by the magnet's `tr`, checks its info-hash, and finds the seeder through
+/// UDP announces (BEP 15); no HTTP announce is made.
+#[test]
+fn a_magnet_resolved_through_the_catalog_downloads_with_udp_announces() {
+    let mut env = StaEnv::new(STA);
+    let (_tracker, http_announce, udp_announce) = env.tracker(&[]).unwrap();
+    let src = env.path("seed/m.bin");
+    random_file(&src, 2 * 1024 * 1024 + 77, 9).unwrap();
+    let t = env.create(&src, &udp_announce, "64KiB").unwrap();
+    let (mut seeder, _) = env
+        .node(
+            "seeder",
+            "node",
+            &[
+                t.to_str().unwrap(),
+                "-o",
+                env.path("seed").to_str().unwrap(),
+                "--role",
+                "seeder",
+            ],
+        )
+        .unwrap();
+    wait_status(&mut seeder, "seeding", T, |t| t["state"] == "seeding").unwrap();
+    let out = std::process::Command::new(STA)
+        .arg("publish")
+        .arg(&t)
+        .args(["--tracker", &http_announce])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let magnet = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("magnet"))
+        .map(|m| m.trim().to_owned())
+        .unwrap_or_else(|| panic!("no magnet in: {stdout}"));
+    assert!(magnet.starts_with("magnet:?xt=urn:btih:"), "{magnet}");
+    let dir = env.path("leech");
+    let (mut leecher, _) = env
+        .node(
+            "leecher",
+            "get",
+            &[&magnet, "-o", dir.to_str().unwrap(), "--exit-on-complete"],
+        )
+        .unwrap();
+    wait_complete(&mut leecher, T).unwrap();
+    assert!(leecher.wait_exit(T).unwrap().success());
+    assert_same_tree(&src, &dir.join("m.bin"));
+    let http = http_announce
+        .strip_prefix("http://")
+        .unwrap()
+        .trim_end_matches("/announce");
+    let stats: serde_json::Value =
+        sta_testkit::http::get(sta_testkit::http::addr_of(http), "/stats.json").json();
+    let udp = &stats["announces"]["udp"];
+    assert!(udp["started"].as_u64() >= Some(2), "{stats}");
+    assert!(udp["completed"].as_u64() >= Some(1), "{stats}");
+    let http_total: u64 = stats["announces"]["http"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|v| v.as_u64())
+        .sum();
+    assert_eq!(http_total, 0, "every announce went over UDP: {stats}");
+    // Announces reuse the socket their connection id was given to.
+    assert_eq!(stats["errors"]["udp_bad_connection_id"], 0, "{stats}");
+}
