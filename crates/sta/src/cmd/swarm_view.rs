@@ -17,6 +17,8 @@ pub struct Row {
     uploaded: u64,
     downloaded: u64,
     sources: Vec<(String, u64)>,
+    /// When the node's `complete` line arrived.
+    completed_at: Option<f64>,
     done_after: Option<f64>,
     verified: Option<bool>,
 }
@@ -33,6 +35,7 @@ impl Row {
             uploaded: 0,
             downloaded: 0,
             sources: vec![],
+            completed_at: None,
             done_after: None,
             verified: None,
         }
@@ -84,8 +87,11 @@ impl View {
         let Some(r) = self.rows.get_mut(node) else {
             return;
         };
-        if v["event"] == "complete" && node > 0 && r.done_after.is_none() {
-            r.done_after = Some(started.elapsed().as_secs_f64());
+        // The `complete` line is followed at once by a status line with the
+        // final counters; the node counts as done when that one is read, so
+        // the summary never shows figures from before the last piece.
+        if v["event"] == "complete" && node > 0 && r.completed_at.is_none() {
+            r.completed_at = Some(started.elapsed().as_secs_f64());
         }
         if v["event"] != "status" {
             return;
@@ -104,7 +110,10 @@ impl View {
                 .collect();
         }
         if node > 0 && r.progress >= 1.0 && r.done_after.is_none() {
-            r.done_after = Some(started.elapsed().as_secs_f64());
+            r.done_after = Some(
+                r.completed_at
+                    .unwrap_or_else(|| started.elapsed().as_secs_f64()),
+            );
         }
     }
 
