@@ -30,11 +30,20 @@ fn measure(p: &mut Proc, counter: &str, torrents: usize) -> Vec<f64> {
     let mut first: Vec<Option<(Instant, u64)>> = vec![None; torrents];
     let mut last: Vec<Option<(Instant, u64)>> = vec![None; torrents];
     let long_enough = |f: &Option<(Instant, u64)>, l: &Option<(Instant, u64)>| matches!((f, l), (Some(f), Some(l)) if l.0 - f.0 >= WINDOW);
+    let mut moved_at = Instant::now();
     while !(0..torrents).all(|i| long_enough(&first[i], &last[i])) {
         let v = p
             .wait_json("status line", T, |v| v["event"] == "status")
             .unwrap();
         let now = Instant::now();
+        // A transfer that ended before the window was full: stop waiting.
+        assert!(
+            now - moved_at < Duration::from_secs(5),
+            "{counter} stopped moving before a {WINDOW:?} window was measured: {first:?} {last:?}"
+        );
+        if (0..torrents).any(|i| read(&v, i) != prev[i]) {
+            moved_at = now;
+        }
         for i in 0..torrents {
             let x = read(&v, i);
             if x != prev[i] {
@@ -101,7 +110,7 @@ fn start_seeder(env: &mut StaEnv, torrents: &[&Path], extra: &[&str]) -> Proc {
 fn the_seeders_upload_limit_holds_over_ten_seconds() {
     let mut env = StaEnv::new(STA);
     let (_tracker, announce, _) = env.tracker(&[]).unwrap();
-    let (src, t) = seed_and_torrent(&env, "up.bin", 16 * MIB, 11, &announce);
+    let (src, t) = seed_and_torrent(&env, "up.bin", 20 * MIB, 11, &announce);
     let limit = MIB;
     let mut seeder = start_seeder(
         &mut env,
@@ -129,7 +138,7 @@ fn the_seeders_upload_limit_holds_over_ten_seconds() {
 fn the_leechers_download_limit_holds_over_ten_seconds() {
     let mut env = StaEnv::new(STA);
     let (_tracker, announce, _) = env.tracker(&[]).unwrap();
-    let (src, t) = seed_and_torrent(&env, "down.bin", 20 * MIB, 12, &announce);
+    let (src, t) = seed_and_torrent(&env, "down.bin", 30 * MIB, 12, &announce);
     let limit = 3 * MIB / 2;
     let _seeder = start_seeder(&mut env, &[&t], &[]);
     let out = env.path("leech");
