@@ -106,17 +106,14 @@ fn start_seeder(env: &mut StaEnv, torrents: &[&Path], extra: &[&str]) -> Proc {
     seeder
 }
 
-#[test]
-fn the_seeders_upload_limit_holds_over_ten_seconds() {
+/// A seeder with an upload limit given by `flag` (the whole node, or each
+/// torrent) serving one leecher.
+fn seeder_upload_limit_holds(flag: &str) {
     let mut env = StaEnv::new(STA);
     let (_tracker, announce, _) = env.tracker(&[]).unwrap();
     let (src, t) = seed_and_torrent(&env, "up.bin", 20 * MIB, 11, &announce);
     let limit = MIB;
-    let mut seeder = start_seeder(
-        &mut env,
-        &[&t],
-        &["--max-upload-rate", "1MiB", "--status-interval", "0.1"],
-    );
+    let mut seeder = start_seeder(&mut env, &[&t], &[flag, "1MiB", "--status-interval", "0.1"]);
     let out = env.path("leech");
     let (mut leecher, _) = env
         .node(
@@ -126,12 +123,22 @@ fn the_seeders_upload_limit_holds_over_ten_seconds() {
         )
         .unwrap();
     let rates = measure(&mut seeder, "uploaded", 1);
-    assert_near_limit("seeder upload", rates[0], limit);
+    assert_near_limit(&format!("seeder upload ({flag})"), rates[0], limit);
     wait_status(&mut leecher, "complete", T, |t| t["state"] == "seeding").unwrap();
     assert_eq!(
         sha256_file(&src).unwrap(),
         sha256_file(&out.join("up.bin")).unwrap()
     );
+}
+
+#[test]
+fn the_seeders_upload_limit_holds_over_ten_seconds() {
+    seeder_upload_limit_holds("--max-upload-rate");
+}
+
+#[test]
+fn a_per_torrent_upload_limit_holds_over_ten_seconds() {
+    seeder_upload_limit_holds("--torrent-upload-rate");
 }
 
 #[test]

@@ -226,6 +226,15 @@ fn prompt_drives_a_real_download() {
         .unwrap();
     assert_eq!(total, 96);
     assert!(n > 0 && n <= total, "{verified_line}");
+    // The map under it agrees with the count: one character per piece here.
+    let map: String = pieces
+        .lines()
+        .skip_while(|l| !l.contains("pieces verified"))
+        .skip(1)
+        .take_while(|l| !l.is_empty() && l.chars().all(|c| "#+.".contains(c)))
+        .collect();
+    assert_eq!(map.len(), 96, "{pieces}");
+    assert_eq!(map.matches('#').count() as u32, n, "{pieces}");
     let unknown = tmux.ask("bogus", "unknown command");
     assert!(unknown.contains("type help"));
     let (seeds_before, leechers_before) = scrape(&announce, &t);
