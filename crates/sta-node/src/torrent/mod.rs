@@ -9,6 +9,7 @@
 
 mod peers;
 mod pieces;
+mod requests;
 mod status;
 
 use std::collections::{HashMap, HashSet};
