@@ -40,6 +40,12 @@ pub struct NodeConfig {
     pub max_connections: usize,
     /// Outgoing connection attempts under way at once, per torrent. Default 8.
     pub max_half_open: usize,
+    /// Peer addresses remembered per torrent (from trackers and incoming
+    /// connections). Default 2000.
+    pub max_known_peers: usize,
+    /// Block requests a peer may have queued with us; more are refused, and
+    /// as many again past the cap ends the connection. Default 1000.
+    pub max_queued_requests: usize,
     /// Memory for pieces being downloaded, per torrent, in bytes. Default 64 MiB.
     pub max_inflight_bytes: u64,
     /// Seconds without a block before a peer's requests go to others. Default 20.
@@ -67,6 +73,8 @@ impl Default for NodeConfig {
             max_peers_per_torrent: 50,
             max_connections: 200,
             max_half_open: 8,
+            max_known_peers: 2000,
+            max_queued_requests: 1000,
             max_inflight_bytes: 64 << 20,
             request_timeout_secs: 20,
             seed_limit_copies: None,

@@ -13,6 +13,7 @@ pub mod choker;
 pub mod config;
 pub mod control;
 pub mod create;
+pub mod http_body;
 pub mod peer;
 pub mod picker;
 pub mod rate;

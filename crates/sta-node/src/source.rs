@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use sta_proto::magnet::{Magnet, MagnetError};
-use sta_proto::metainfo::{self, Metainfo, MetainfoError};
+use sta_proto::metainfo::{self, MAX_TORRENT_FILE, Metainfo, MetainfoError};
+
+use crate::http_body::read_capped;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -38,11 +40,35 @@ pub async fn load(s: &str) -> Result<Metainfo, SourceError> {
 
 pub fn load_file(path: &Path) -> Result<Metainfo, SourceError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|error| SourceError::Read {
+    let bytes = read_torrent_bytes(path).map_err(|error| SourceError::Read {
         path: shown.clone(),
         error,
     })?;
     metainfo::parse(&bytes).map_err(|error| SourceError::Torrent { path: shown, error })
+}
+
+/// Reads a `.torrent` file, refusing anything over the metainfo size cap
+/// without reading it all: `/dev/zero` or a mistyped multi-GiB data file must
+/// not be buffered whole.
+pub fn read_torrent_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let too_large = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("over the {MAX_TORRENT_FILE} byte limit for a .torrent file"),
+        )
+    };
+    let f = std::fs::File::open(path)?;
+    if f.metadata()?.len() > MAX_TORRENT_FILE as u64 {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_TORRENT_FILE as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > MAX_TORRENT_FILE {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// `http://host:port` of a tracker URL. sta serves HTTP and UDP on the same
@@ -73,7 +99,7 @@ pub async fn resolve(m: &Magnet) -> Result<Metainfo, SourceError> {
         };
         let url = format!("{base}/torrents/{}.torrent", m.info_hash.to_hex());
         let bytes = match client.get(&url).send().await {
-            Ok(r) if r.status().is_success() => match r.bytes().await {
+            Ok(r) if r.status().is_success() => match read_capped(r, MAX_TORRENT_FILE).await {
                 Ok(b) => b,
                 Err(e) => {
                     errors.push(format!("{url}: {e}"));
@@ -116,5 +142,65 @@ mod tests {
             Some("http://t.example:6969")
         );
         assert_eq!(catalog_base("wss://x"), None);
+    }
+
+    fn sample_torrent() -> Vec<u8> {
+        use sta_proto::metainfo::build::{TorrentSpec, encode_torrent};
+        encode_torrent(&TorrentSpec {
+            name: "x".into(),
+            piece_length: 16384,
+            pieces: vec![[3; 20]],
+            single_length: 100,
+            ..Default::default()
+        })
+    }
+
+    fn magnet_for(hash: sta_proto::InfoHash, base: &str) -> Magnet {
+        Magnet::parse(&format!(
+            "magnet:?xt=urn:btih:{}&tr={base}/announce",
+            hash.to_hex()
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_magnet_resolves_through_a_catalog_only_to_its_own_info_hash() {
+        use crate::http_body::test_server::serve;
+        let bytes = sample_torrent();
+        let real = metainfo::parse(&bytes).unwrap().info_hash;
+        // This catalog answers every path with the same torrent.
+        let (base, _) = serve(bytes, false).await;
+        let meta = resolve(&magnet_for(real, &base)).await.unwrap();
+        assert_eq!(meta.info_hash, real);
+
+        let other = sta_proto::InfoHash([0xab; 20]);
+        let e = resolve(&magnet_for(other, &base)).await.unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("returned info-hash") && msg.contains(&other.to_hex()),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_oversized_catalog_answer_is_refused() {
+        use crate::http_body::test_server::serve;
+        let (base, _) = serve(vec![b'd'; MAX_TORRENT_FILE + 1], true).await;
+        let e = resolve(&magnet_for(sta_proto::InfoHash([1; 20]), &base))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
+    }
+
+    #[test]
+    fn oversized_and_endless_torrent_files_are_refused_without_reading_them_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.torrent");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_TORRENT_FILE as u64 + 1).unwrap(); // sparse
+        for p in [big.as_path(), Path::new("/dev/zero")] {
+            let e = read_torrent_bytes(p).unwrap_err();
+            assert!(e.to_string().contains("byte limit"), "{p:?}: {e}");
+        }
     }
 }

@@ -10,7 +10,7 @@
 //! first write and sized sparsely to their final length; zero-length files
 //! are created when the download completes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -58,6 +58,10 @@ pub struct Storage {
     piece_length: u64,
     total_length: u64,
     handles: Mutex<(HashMap<usize, Handle>, u64)>,
+    /// Files written since the last `sync`. Kept apart from the handles: a
+    /// handle closed to stay under `MAX_OPEN_FILES` may still have unsynced
+    /// data, and `sync` must flush it before the resume file vouches for it.
+    dirty: Mutex<BTreeSet<usize>>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -100,6 +104,7 @@ impl Storage {
             piece_length: u64::from(info.piece_length),
             total_length: info.total_length,
             handles: Mutex::new((HashMap::new(), 0)),
+            dirty: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -235,6 +240,7 @@ impl Storage {
             if !self.files[s.file].padding {
                 self.handle(s.file, true)?
                     .write_all_at(chunk, s.file_offset)?;
+                self.dirty.lock().expect("storage dirty set").insert(s.file);
             }
             at += s.len as usize;
         }
@@ -255,19 +261,19 @@ impl Storage {
         Ok(())
     }
 
-    /// Flushes written data of every open file to disk.
+    /// Flushes to disk every file written since the last sync, reopening
+    /// those whose handle was closed meanwhile (fsync flushes the file, not
+    /// the descriptor). A file that fails stays dirty for the next try.
     pub fn sync(&self) -> io::Result<()> {
-        let files: Vec<Arc<File>> = {
-            let guard = self.handles.lock().expect("storage handles");
-            guard
-                .0
-                .values()
-                .filter(|h| h.writable)
-                .map(|h| h.file.clone())
-                .collect()
-        };
-        for f in files {
-            f.sync_data()?;
+        let dirty = std::mem::take(&mut *self.dirty.lock().expect("storage dirty set"));
+        let mut pending = dirty.iter();
+        while let Some(&i) = pending.next() {
+            if let Err(e) = self.handle(i, true).and_then(|f| f.sync_data()) {
+                let mut set = self.dirty.lock().expect("storage dirty set");
+                set.insert(i);
+                set.extend(pending);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -412,5 +418,23 @@ mod tests {
         let err = s.write(0, b"0123456789").unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn sync_covers_files_whose_handle_was_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = MAX_OPEN_FILES + 10;
+        let names: Vec<String> = (0..n).map(|i| format!("f{i:03}")).collect();
+        let files: Vec<(&str, u64)> = names.iter().map(|s| (s.as_str(), 4)).collect();
+        let s = Storage::new(&info(&files, 16384), dir.path()).unwrap();
+        s.write(0, &vec![1u8; 4 * n]).unwrap();
+        assert!(s.handles.lock().unwrap().0.len() <= MAX_OPEN_FILES);
+        assert_eq!(
+            s.dirty.lock().unwrap().len(),
+            n,
+            "files closed to stay under the handle cap are still owed a sync"
+        );
+        s.sync().unwrap();
+        assert!(s.dirty.lock().unwrap().is_empty());
     }
 }

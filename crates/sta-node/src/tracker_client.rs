@@ -15,6 +15,8 @@ use sta_proto::tracker::udp::{Request, Response};
 use sta_proto::tracker::{Announce, AnnounceResponse, DEFAULT_NUMWANT, Event, PeerEntry};
 use sta_proto::{InfoHash, PeerId};
 use tokio::net::UdpSocket;
+
+use crate::http_body::{MAX_TRACKER_RESPONSE, read_capped};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -174,8 +176,7 @@ impl TrackerClient {
                 .send()
                 .await
                 .map_err(|e| AnnounceError::Http(e.to_string()))?;
-            let body = resp
-                .bytes()
+            let body = read_capped(resp, MAX_TRACKER_RESPONSE)
                 .await
                 .map_err(|e| AnnounceError::Http(e.to_string()))?;
             AnnounceResponse::parse(&body).map_err(|e| match e {
@@ -318,6 +319,24 @@ fn response_tid(r: &Response) -> u32 {
     }
 }
 
+/// How long to wait before the next regular announce: the tracker's
+/// `interval` (BEP 3), never less than its `min interval` nor than a floor
+/// that protects trackers from misconfigured tiny intervals. `min interval`
+/// only bounds announces the user forces; it is not the schedule.
+fn reannounce_wait(resp: &AnnounceResponse) -> Duration {
+    let secs = resp
+        .interval
+        .max(resp.min_interval.unwrap_or(0))
+        .max(MIN_INTERVAL);
+    Duration::from_secs(u64::from(secs))
+}
+
+/// Exponential back-off after `failures` failed announces in a row: 4 s,
+/// 8 s, ... up to a minute, so a tracker that returns is found soon.
+fn backoff(failures: u32) -> Duration {
+    (Duration::from_secs(2) * 2u32.saturating_pow(failures.min(6))).min(MAX_BACKOFF)
+}
+
 /// Runs the announce loop until `cancel`, then announces `stopped`.
 pub async fn run(
     mut client: TrackerClient,
@@ -344,12 +363,7 @@ pub async fn run(
                 failures = 0;
                 event = Event::None;
                 received += resp.peers.len() as u64;
-                let interval = resp
-                    .min_interval
-                    .unwrap_or(resp.interval)
-                    .max(resp.interval.min(MIN_INTERVAL))
-                    .max(MIN_INTERVAL);
-                let wait = Duration::from_secs(u64::from(interval));
+                let wait = reannounce_wait(&resp);
                 status.send_replace(TrackerStatus {
                     url,
                     state: "ok".into(),
@@ -368,8 +382,7 @@ pub async fn run(
             }
             Err(e) => {
                 failures += 1;
-                let wait = (Duration::from_secs(2) * 2u32.saturating_pow(failures.min(6)))
-                    .min(MAX_BACKOFF);
+                let wait = backoff(failures);
                 tracing::warn!(%url, error = %e, retry_in = ?wait, "announce failed");
                 status.send_modify(|s| {
                     s.url = url.clone();
@@ -418,3 +431,6 @@ pub async fn run(
     }
     status.send_modify(|s| s.state = "stopped".into());
 }
+
+#[cfg(test)]
+mod tests;

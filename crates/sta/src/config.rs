@@ -163,6 +163,16 @@ const KEYS: &[(&str, &str, &str)] = &[
     ),
     (
         "node",
+        "max_known_peers",
+        "peer addresses remembered per torrent",
+    ),
+    (
+        "node",
+        "max_queued_requests",
+        "block requests a peer may have queued with us; as many again past it cuts the peer",
+    ),
+    (
+        "node",
         "max_inflight_bytes",
         "memory for pieces being downloaded, per torrent, bytes",
     ),

@@ -28,9 +28,6 @@ use crate::types::{BlockRef, PeerKey};
 
 /// A peer that sends nothing (not even keep-alives) for this long is gone.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(180);
-/// Requests a peer may have queued with us; more are dropped, and twice as
-/// many is a flood that ends the connection.
-pub const MAX_SERVE_QUEUE: usize = 1000;
 /// Disk reads for uploads fetch this much around the requested block, so a
 /// peer asking for a piece block by block costs one read per window.
 const READ_WINDOW: u64 = 1 << 20;
@@ -119,6 +116,10 @@ pub struct ConnContext {
     /// Bytes this torrent may still upload (`--seed-limit-copies`), shared by
     /// its writers so that the limit holds to the block, not to the tick.
     pub upload_budget: Option<Arc<AtomicU64>>,
+    /// Requests a peer may have queued with us (`max_queued_requests`); more
+    /// are dropped, and as many again past the cap is a flood that ends the
+    /// connection.
+    pub max_queued: usize,
 }
 
 /// Takes `n` bytes from a shared upload budget; false when too little is left.
@@ -196,7 +197,7 @@ pub fn spawn(
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let counters = Arc::new(Counters::default());
-    let (tx, rx) = mpsc::channel(MAX_SERVE_QUEUE + 600);
+    let (tx, rx) = mpsc::channel(ctx.max_queued + 600);
     let reason: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let codec = PeerCodec::new(num_pieces);
     tasks.spawn(write_loop(
@@ -272,7 +273,9 @@ async fn write_loop(
             // Take every command already waiting, without blocking.
             loop {
                 match rx.try_recv() {
-                    Ok(cmd) => handle_cmd(cmd, &mut queue, &mut refused, &mut sink).await?,
+                    Ok(cmd) => {
+                        handle_cmd(cmd, ctx.max_queued, &mut queue, &mut refused, &mut sink).await?
+                    }
                     Err(mpsc::error::TryRecvError::Empty) => break,
                     Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
                 }
@@ -311,7 +314,7 @@ async fn write_loop(
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => handle_cmd(cmd, &mut queue, &mut refused, &mut sink).await?,
+                    Some(cmd) => handle_cmd(cmd, ctx.max_queued, &mut queue, &mut refused, &mut sink).await?,
                     None => return Ok(()),
                 },
             }
@@ -331,6 +334,7 @@ async fn write_loop(
 
 async fn handle_cmd(
     cmd: WriterCmd,
+    max_queued: usize,
     queue: &mut VecDeque<BlockRef>,
     refused: &mut usize,
     sink: &mut FramedWrite<tokio::net::tcp::OwnedWriteHalf, PeerCodec>,
@@ -344,12 +348,12 @@ async fn handle_cmd(
             sink.feed(m).await.map_err(|e| e.to_string())?;
         }
         WriterCmd::Serve(b) => {
-            if queue.len() >= MAX_SERVE_QUEUE {
+            if queue.len() >= max_queued {
                 // Refused; a peer that keeps asking past the limit is flooding.
                 *refused += 1;
-                if *refused > MAX_SERVE_QUEUE {
+                if *refused > max_queued {
                     return Err(format!(
-                        "request flood: {} requests past the {MAX_SERVE_QUEUE} queued",
+                        "request flood: {} requests past the {max_queued} queued",
                         *refused
                     ));
                 }

@@ -39,6 +39,14 @@ impl Torrent {
             if addr.port() == 0 || self.banned.contains(&addr.ip()) {
                 continue;
             }
+            if self.known.len() >= self.p.config.max_known_peers
+                && !self.known.contains_key(&addr)
+                && !self.forget_a_failed_peer()
+            {
+                // Full of peers that may still answer: a tracker or peer
+                // handing out endless addresses cannot grow this table.
+                continue;
+            }
             self.known.entry(addr).or_insert(Known {
                 failures: 0,
                 next_try: now,
@@ -48,6 +56,18 @@ impl Torrent {
         if self.accepting() {
             self.connect_more(now);
         }
+    }
+
+    /// Makes room in a full table of known peers by dropping one that is not
+    /// connected and has failed before; false when there is none.
+    fn forget_a_failed_peer(&mut self) -> bool {
+        let victim = self
+            .known
+            .iter()
+            .filter(|(_, k)| !k.connected && k.failures > 0)
+            .max_by_key(|(_, k)| k.failures)
+            .map(|(a, _)| *a);
+        victim.is_some_and(|a| self.known.remove(&a).is_some())
     }
 
     /// Dials known peers while there is room.
@@ -232,6 +252,7 @@ impl Torrent {
             events: self.events_tx.clone(),
             sent: self.sent.clone(),
             upload_budget: self.upload_budget.clone(),
+            max_queued: self.p.config.max_queued_requests,
         };
         let (tx, counters) = conn::spawn(
             stream,
