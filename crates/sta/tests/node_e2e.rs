@@ -71,6 +71,56 @@ fn one_seeder_one_leecher_single_file_with_short_last_piece() {
     assert_same_tree(&src, &out.join("data.bin"));
 }
 
+/// `sta seed PATH` with data and no torrent: the torrent is made beside the
+/// data, announced to `-t`, and a leecher given that torrent gets the data;
+/// a second start reuses the torrent it made.
+#[test]
+fn seeding_a_path_makes_the_torrent_beside_it() {
+    let mut env = StaEnv::new(STA);
+    let (_tracker, announce, _) = env.tracker(&[]).unwrap();
+    let root = env.path("seed/photos");
+    random_file(&root.join("one.jpg"), 300_000, 7).unwrap();
+    random_file(&root.join("sub/two.jpg"), 123_457, 8).unwrap();
+    let args = [
+        root.to_str().unwrap(),
+        "-t",
+        &announce,
+        "--piece-length",
+        "32KiB",
+    ];
+    let (mut seeder, _) = env.node("seeder", "seed", &args).unwrap();
+    wait_status(&mut seeder, "seeding", T, |t| t["state"] == "seeding").unwrap();
+    let made = env.path("seed/photos.torrent");
+    let meta = sta_proto::metainfo::parse(&std::fs::read(&made).unwrap()).unwrap();
+    assert_eq!(meta.info.name, "photos");
+    assert_eq!(meta.info.piece_length, 32 << 10);
+    assert_eq!(meta.trackers, vec![vec![announce.clone()]]);
+    let out = env.path("leech");
+    let (mut leecher, _) = env
+        .node(
+            "leecher",
+            "get",
+            &[
+                made.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--exit-on-complete",
+            ],
+        )
+        .unwrap();
+    wait_complete(&mut leecher, T).unwrap();
+    assert!(leecher.wait_exit(T).unwrap().success());
+    assert_same_tree(&root, &out.join("photos"));
+    assert!(seeder.terminate(T).unwrap().success());
+
+    // Started again on the same path, it seeds the torrent it made.
+    let before = std::fs::read(&made).unwrap();
+    let (mut again, _) = env.node("seeder2", "seed", &args).unwrap();
+    let s = wait_status(&mut again, "seeding", T, |t| t["state"] == "seeding").unwrap();
+    assert_eq!(torrent(&s)["info_hash"], meta.info_hash.to_hex());
+    assert_eq!(std::fs::read(&made).unwrap(), before);
+}
+
 #[test]
 fn one_seeder_one_leecher_multi_file_nested_with_empty_files() {
     let mut env = StaEnv::new(STA);

@@ -159,6 +159,8 @@ fn the_leechers_download_limit_holds_over_ten_seconds() {
                 out.to_str().unwrap(),
                 "--max-download-rate",
                 "1.5MiB",
+                "--status-interval",
+                "0.1",
             ],
         )
         .unwrap();

@@ -139,10 +139,12 @@ fn rarest_first_lets_eight_leechers_finish_when_the_seeder_stops_at_1_2_copies()
 
 #[test]
 fn a_random_picker_leaves_pieces_missing_for_six_leechers_when_the_seeder_stops_at_1_5_copies() {
-    // The first test's swarm with a plain random picker and a seeder serving
-    // requests in arrival order: only the piece choice differs. Leechers ask
-    // the seeder for pieces other leechers already hold, so 1.5 copies leave
-    // pieces that never reached any leecher.
+    // The first test's swarm run the way a naive client runs it: the
+    // test-only random picker (random piece choice, and none of the seed
+    // sparing that comes with rarest first, see torrent/requests.rs) and a
+    // seeder serving requests in arrival order. Leechers ask the seeder for
+    // pieces other leechers already hold, so 1.5 copies leave pieces that
+    // never reached any leecher.
     let mut s = limited_swarm(
         6,
         "1.5",

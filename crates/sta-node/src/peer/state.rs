@@ -17,7 +17,10 @@ pub const MIN_QUEUE: usize = 4;
 pub const MAX_QUEUE: usize = 500;
 /// Start with this many before the peer's rate is known.
 pub const START_QUEUE: usize = 8;
-/// Seconds of data a peer's queue should hold (libtorrent uses about 3).
+/// Seconds of data a peer's queue should hold. libtorrent uses about 3; sta
+/// uses 2 because a request waiting in a seed's queue is one that cannot move
+/// to a leecher that gets the piece meanwhile (`torrent/requests.rs`), and 2 s
+/// of a fast peer's rate still fills the 500-request cap on loopback.
 const QUEUE_SECONDS: u64 = 2;
 /// Unrequested blocks tolerated before the peer is dropped.
 const MAX_UNREQUESTED: u32 = 32;

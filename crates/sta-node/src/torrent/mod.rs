@@ -262,6 +262,13 @@ struct Channels {
     check_rx: mpsc::Receiver<Bitfield>,
 }
 
+/// Pieces that may be in flight at once: what `max_inflight_bytes` holds, and
+/// at least one, so a torrent whose pieces are larger than the cap still
+/// downloads (one piece at a time, from every peer that has it).
+fn max_partial_pieces(config: &crate::config::NodeConfig, piece_length: u32) -> usize {
+    (config.max_inflight_bytes / u64::from(piece_length)).max(1) as usize
+}
+
 /// Starts a torrent task: check the data, then download and seed.
 pub fn spawn(
     p: TorrentParams,
@@ -272,7 +279,7 @@ pub fn spawn(
     let geo = Geometry::new(info.piece_length, info.total_length);
     let storage = Arc::new(Storage::new(info, &p.dir)?);
     let (events_tx, events_rx) = mpsc::channel(512);
-    let max_partial = (p.config.max_inflight_bytes / u64::from(info.piece_length)).max(4) as usize;
+    let max_partial = max_partial_pieces(&p.config, info.piece_length);
     let (disk_tx, disk_rx) = mpsc::channel(max_partial + 16);
     let (conn_tx, conn_rx) = mpsc::channel(64);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);

@@ -95,8 +95,7 @@ impl Torrent {
         }
         let cfg = PickerConfig {
             strategy: self.p.config.picker,
-            max_partial: (self.p.config.max_inflight_bytes / u64::from(self.geo.piece_length))
-                .max(4) as usize,
+            max_partial: super::max_partial_pieces(&self.p.config, self.geo.piece_length),
             ..Default::default()
         };
         tracing::info!(have = have.count(), of = self.geo.num_pieces, "check done");
