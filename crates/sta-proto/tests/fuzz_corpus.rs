@@ -25,7 +25,8 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn replay(kind: &str, min_files: usize) {
+/// Replays every input of `kind`; returns how many there were.
+fn replay(kind: &str, min_files: usize) -> usize {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz")
         .join(kind);
@@ -53,16 +54,27 @@ fn replay(kind: &str, min_files: usize) {
         failed.len(),
         failed.join("\n")
     );
+    total
 }
 
 #[test]
 fn seed_corpus_passes_every_check() {
-    replay("corpus", 3);
+    assert!(replay("corpus", 3) > 0);
 }
 
 #[test]
 fn fuzz_findings_stay_fixed() {
-    replay("regressions", 0);
+    // Targets without findings may have no folder, but a missing or emptied
+    // regressions tree (a bad path, a lost checkout) must not pass as
+    // "nothing regressed" while the seed corpus is there.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    assert!(
+        root.join("corpus").is_dir(),
+        "no seed corpus under {}",
+        root.display()
+    );
+    let n = replay("regressions", 0);
+    assert!(n > 0, "fuzz/regressions holds no finding to replay");
 }
 
 #[test]

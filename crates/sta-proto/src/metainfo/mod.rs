@@ -24,6 +24,12 @@ pub const MAX_TORRENT_FILE: usize = 64 << 20;
 pub const MAX_PIECE_LENGTH: u64 = 128 << 20;
 /// Smallest piece length accepted (power of two).
 pub const MIN_PIECE_LENGTH: u64 = 1 << 10;
+/// Most components in one file path, the torrent's name included. Far beyond
+/// real torrents' folder depth; it bounds the work per path.
+pub const MAX_PATH_COMPONENTS: usize = 128;
+/// Longest file path in bytes, the torrent's name and `/` separators included
+/// (Linux's `PATH_MAX`): a longer one could not be created on disk anyway.
+pub const MAX_PATH_BYTES: usize = 4096;
 /// Largest total size accepted: far beyond any real torrent, far below overflow.
 pub const MAX_TOTAL_LENGTH: u64 = 1 << 50;
 
@@ -149,6 +155,10 @@ pub enum MetainfoError {
     NoFiles,
     #[error("unsafe file path {path:?}: {reason}")]
     BadPath { path: String, reason: &'static str },
+    #[error("a file path has {components} components, over the {MAX_PATH_COMPONENTS} limit")]
+    PathTooDeep { components: usize },
+    #[error("a file path is {bytes} bytes long, over the {MAX_PATH_BYTES} byte limit")]
+    PathTooLong { bytes: usize },
     #[error("file path {0:?} appears twice (or as both a file and a folder)")]
     DuplicatePath(String),
 }

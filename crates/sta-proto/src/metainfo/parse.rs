@@ -1,14 +1,15 @@
 //! Parsing and validating a `.torrent` file. See the module above for the rules.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use bt_bencode::Value;
 use bt_bencode::value::Number;
 use sha1::{Digest, Sha1};
 
 use super::{
-    FileEntry, Info, MAX_PIECE_LENGTH, MAX_TORRENT_FILE, MAX_TOTAL_LENGTH, MIN_PIECE_LENGTH,
-    Metainfo, MetainfoError as E,
+    FileEntry, Info, MAX_PATH_BYTES, MAX_PATH_COMPONENTS, MAX_PIECE_LENGTH, MAX_TORRENT_FILE,
+    MAX_TOTAL_LENGTH, MIN_PIECE_LENGTH, Metainfo, MetainfoError as E,
 };
 use crate::InfoHash;
 use crate::bencode::{self, MAX_DEPTH};
@@ -244,8 +245,7 @@ fn parse_files(name: &str, files: &Value) -> Result<Vec<FileEntry>, E> {
     }
     let mut out = Vec::with_capacity(list.len());
     let mut offset: u64 = 0;
-    let mut seen_files: HashSet<String> = HashSet::new();
-    let mut seen_dirs: HashSet<String> = HashSet::new();
+    let mut tree = PathTree::default();
     for f in list {
         let fd = f.as_dict().ok_or(E::WrongType("files"))?;
         let length = length(fd.get(&b"length"[..]), "files.length")?;
@@ -258,6 +258,22 @@ fn parse_files(name: &str, files: &Value) -> Result<Vec<FileEntry>, E> {
             .or_else(|| fd.get(&b"path"[..]))
             .ok_or(E::Missing("files.path"))?;
         let comps = path_v.as_list().ok_or(E::WrongType("files.path"))?;
+        // Bounded before anything is copied: the limits keep each path, and
+        // so every later copy or join of it, small.
+        if comps.len() + 1 > MAX_PATH_COMPONENTS {
+            return Err(E::PathTooDeep {
+                components: comps.len() + 1,
+            });
+        }
+        let mut bytes = name.len();
+        for c in comps {
+            let b = c.as_byte_str().ok_or(E::WrongType("files.path"))?;
+            // One separator before each component below the name.
+            bytes += 1 + b.len();
+        }
+        if bytes > MAX_PATH_BYTES {
+            return Err(E::PathTooLong { bytes });
+        }
         let mut path = Vec::with_capacity(comps.len() + 1);
         path.push(name.to_owned());
         for c in comps {
@@ -278,22 +294,9 @@ fn parse_files(name: &str, files: &Value) -> Result<Vec<FileEntry>, E> {
             .and_then(Value::as_byte_str)
             .is_some_and(|a| a.as_slice().contains(&b'p'));
         if !padding {
-            // A path may not repeat, nor be both a file and a folder.
-            let joined = whole();
-            let mut prefix = String::new();
-            for c in &path[..path.len() - 1] {
-                if !prefix.is_empty() {
-                    prefix.push('/');
-                }
-                prefix.push_str(c);
-                if seen_files.contains(&prefix) {
-                    return Err(E::DuplicatePath(prefix));
-                }
-                seen_dirs.insert(prefix.clone());
-            }
-            if seen_dirs.contains(&joined) || !seen_files.insert(joined.clone()) {
-                return Err(E::DuplicatePath(joined));
-            }
+            tree.insert(&path[1..]).map_err(|depth| {
+                E::DuplicatePath(path.get(..=depth + 1).unwrap_or(&path).join("/"))
+            })?;
         }
         out.push(FileEntry {
             path,
@@ -310,4 +313,105 @@ fn parse_files(name: &str, files: &Value) -> Result<Vec<FileEntry>, E> {
             })?;
     }
     Ok(out)
+}
+
+/// The folders and files of a multi-file torrent seen so far, as a tree keyed
+/// by (parent folder, component): each component is stored once, so checking
+/// every path for repeats costs memory and time linear in the input, however
+/// deep the paths are.
+#[derive(Default)]
+struct PathTree {
+    /// (parent node, component) -> (node, is a file). Node 0 is the top folder.
+    nodes: HashMap<(usize, String), (usize, bool)>,
+}
+
+impl PathTree {
+    /// Adds a file at `comps` (below the top folder). On a clash (the path
+    /// repeats, or one of its folders is a file, or the file is a folder)
+    /// returns the index of the component where the clash is.
+    fn insert(&mut self, comps: &[String]) -> Result<(), usize> {
+        let mut parent = 0;
+        let last = comps.len().saturating_sub(1);
+        for (depth, c) in comps.iter().enumerate() {
+            let is_file = depth == last;
+            let next = self.nodes.len() + 1;
+            match self.nodes.entry((parent, c.clone())) {
+                Entry::Occupied(e) => match *e.get() {
+                    (node, false) if !is_file => parent = node,
+                    _ => return Err(depth),
+                },
+                Entry::Vacant(v) => {
+                    v.insert((next, is_file));
+                    parent = next;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A multi-file torrent of one 1-byte file at `path` (below the name `t`).
+    fn one_file(path: &[String]) -> Vec<u8> {
+        let comps: String = path.iter().map(|c| format!("{}:{c}", c.len())).collect();
+        format!(
+            "d4:infod5:filesld6:lengthi1e4:pathl{comps}eee4:name1:t\
+             12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn path_depth_limit_counts_the_name() {
+        let at = vec!["a".to_string(); MAX_PATH_COMPONENTS - 1];
+        assert_eq!(
+            parse(&one_file(&at)).unwrap().info.files[0].path.len(),
+            MAX_PATH_COMPONENTS
+        );
+        let over = vec!["a".to_string(); MAX_PATH_COMPONENTS];
+        assert_eq!(
+            parse(&one_file(&over)),
+            Err(E::PathTooDeep {
+                components: MAX_PATH_COMPONENTS + 1
+            })
+        );
+    }
+
+    #[test]
+    fn path_byte_limit_counts_name_and_separators() {
+        // "t" + 16 × ("/" + 255 bytes) = 4097; one byte less is allowed.
+        let mut comps = vec!["x".repeat(255); 16];
+        assert_eq!(
+            parse(&one_file(&comps)),
+            Err(E::PathTooLong {
+                bytes: MAX_PATH_BYTES + 1
+            })
+        );
+        comps[0].pop();
+        assert!(parse(&one_file(&comps)).is_ok());
+    }
+
+    #[test]
+    fn path_tree_finds_every_clash_and_only_those() {
+        let p = |s: &str| s.split('/').map(str::to_owned).collect::<Vec<_>>();
+        let mut t = PathTree::default();
+        for ok in ["a/b/c", "a/b/d", "a/e", "f", "b/c", "b/b/c"] {
+            assert_eq!(t.insert(&p(ok)), Ok(()), "{ok}");
+        }
+        // Repeat; a folder that is a file; a file that is a folder.
+        assert_eq!(t.insert(&p("a/b/c")), Err(2));
+        assert_eq!(t.insert(&p("f/x")), Err(0));
+        assert_eq!(t.insert(&p("a/b")), Err(1));
+        assert_eq!(t.insert(&p("a/b/c/d")), Err(2));
+    }
+
+    #[test]
+    fn duplicate_error_names_the_clashing_path() {
+        let t = b"d4:infod5:filesld6:lengthi1e4:pathl1:a1:beed6:lengthi1e4:pathl1:aeee\
+4:name1:t12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee";
+        assert_eq!(parse(t), Err(E::DuplicatePath("t/a".into())));
+    }
 }

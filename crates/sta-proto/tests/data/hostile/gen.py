@@ -57,6 +57,11 @@ cases = {
     "bad_path_name_slash": be(single(name="../../x")),
     "duplicate_path": be(multi([{"length": 10, "path": ["a"]}, {"length": 10, "path": ["a"]}])),
     "duplicate_path_file_and_folder": be(multi([{"length": 10, "path": ["a"]}, {"length": 10, "path": ["a", "b"]}])),
+    # 50,000 components in 150 KB: a per-prefix duplicate check would copy
+    # gigabytes; refused on the component count before any copy.
+    "path_too_deep": be(multi([{"length": 10, "path": ["a"] * 50000}])),
+    # 20 legal 255-byte components: over PATH_MAX as a whole.
+    "path_too_long": be(multi([{"length": 10, "path": ["x" * 255] * 20}])),
     "no_files": be(multi([])),
     "ambiguous_length_and_files": be(multi([{"length": 10, "path": ["a"]}], length=10)),
     "v2_only": be({"info": {"name": "x", "piece length": 16384, "meta version": 2, "file tree": {"x": {"": {"length": 5, "pieces root": b"r" * 32}}}}}),
