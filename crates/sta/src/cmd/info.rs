@@ -1,6 +1,7 @@
 //! `sta info FILE.torrent|MAGNET`: show what a torrent or magnet link holds.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -45,7 +46,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let path = PathBuf::from(&a.source);
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read_torrent_file(&path)?;
     let m = metainfo::parse(&bytes)
         .with_context(|| format!("{} is not a usable torrent", path.display()))?;
     if a.json {
@@ -54,6 +55,50 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         print_human(&m);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a .torrent file of at most [`metainfo::MAX_TORRENT_FILE`] bytes. The
+/// size is checked before reading, and the read itself is bounded, so a huge
+/// file, a device such as /dev/zero or a file still growing is refused
+/// without being loaded.
+pub fn read_torrent_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let max = metainfo::MAX_TORRENT_FILE;
+    let too_large = |size: &str| {
+        anyhow::anyhow!(
+            "{} is {size}, over the {} limit for a .torrent file; is it really a torrent?",
+            path.display(),
+            format_bytes(max as u64)
+        )
+    };
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > max as u64 {
+        return Err(too_large(&format!("{len} bytes")));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() > max {
+        return Err(too_large("larger than that"));
+    }
+    Ok(bytes)
+}
+
+/// How `creation date` is shown: an RFC 3339 time when it is one, otherwise
+/// the raw number with a note (a hostile or broken torrent may hold any
+/// integer, and the formatter only covers 1970 to 9999).
+pub fn creation_date_text(secs: i64) -> String {
+    // 9999-12-31T23:59:59Z, the last second RFC 3339 can write.
+    const LAST: u64 = 253_402_300_799;
+    match u64::try_from(secs) {
+        Ok(s) if s <= LAST => {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+            humantime::format_rfc3339_seconds(t).to_string()
+        }
+        _ => format!("{secs} (seconds since 1970; not a date between 1970 and 9999)"),
+    }
 }
 
 pub fn to_json(m: &Metainfo) -> serde_json::Value {
@@ -95,9 +140,8 @@ fn print_human(m: &Metainfo) {
     if i.hybrid {
         println!("format      hybrid v1+v2 (read through its v1 fields)");
     }
-    if let Some(d) = m.creation_date.and_then(|d| u64::try_from(d).ok()) {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(d);
-        println!("created     {}", humantime::format_rfc3339_seconds(t));
+    if let Some(d) = m.creation_date {
+        println!("created     {}", creation_date_text(d));
     }
     if let Some(by) = &m.created_by {
         println!("created by  {by}");

@@ -34,8 +34,7 @@ pub fn catalog_base(url: &str) -> anyhow::Result<String> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let bytes =
-        std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let bytes = super::info::read_torrent_file(&a.file)?;
     // The tracker checks too; checking here gives the message without a round trip.
     sta_proto::metainfo::parse(&bytes)
         .with_context(|| format!("{} is not a usable torrent", a.file.display()))?;
