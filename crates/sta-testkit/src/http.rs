@@ -105,6 +105,112 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// The head of a `Connection: close` request with a `Content-Length` of `body_len`.
+fn head_of(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body_len: usize,
+) -> String {
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {body_len}\r\n\r\n"));
+    head
+}
+
+/// What a server did with a request it may refuse before reading it all.
+#[derive(Debug)]
+pub enum Outcome {
+    /// It answered (possibly before the request was fully sent).
+    Answered(Resp),
+    /// It closed or reset the connection without a word.
+    Closed,
+}
+
+/// Sends `head` then `body` on a connection from `stream` while reading
+/// on the same connection, so an answer sent before the server stops
+/// reading (413, 431) is seen, not lost to the reset that follows. Fails
+/// only if nothing happens within `timeout`.
+pub fn exchange(stream: TcpStream, raw: Vec<u8>, timeout: Duration) -> std::io::Result<Outcome> {
+    stream.set_read_timeout(Some(timeout))?;
+    let mut w = stream.try_clone()?;
+    // The writer may fail once the server gives up on the request; what
+    // the server answered is read below either way.
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&raw);
+    });
+    let mut s = stream;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let end = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                break Ok(());
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    // Unblock the writer if the server stopped reading without closing.
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    let _ = writer.join();
+    end?;
+    if got.is_empty() {
+        return Ok(Outcome::Closed);
+    }
+    parse(&got).map(Outcome::Answered).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "bad HTTP response: {:?}",
+            String::from_utf8_lossy(&got)
+        ))
+    })
+}
+
+/// A request sent with [`exchange`] on a new connection.
+pub fn request_exchange(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<Outcome> {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    let mut raw = head_of(addr, method, target, headers, body.len()).into_bytes();
+    raw.extend_from_slice(body);
+    exchange(s, raw, timeout)
+}
+
+/// [`request`] on a connection already made (e.g. from a chosen address).
+pub fn request_on(
+    mut s: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    body: &[u8],
+) -> std::io::Result<Resp> {
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    s.write_all(head_of(addr, method, target, &[], body.len()).as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse(&raw).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "bad HTTP response: {:?}",
+            String::from_utf8_lossy(&raw)
+        ))
+    })
+}
+
 pub fn get(addr: SocketAddr, target: &str) -> Resp {
     request(addr, "GET", target, &[], &[]).unwrap_or_else(|e| panic!("GET {target}: {e}"))
 }

@@ -16,6 +16,21 @@ pub fn require_tool(name: &str) -> bool {
     found
 }
 
+/// True when IPv6 loopback (`::1`) can be bound for TCP and UDP. When it
+/// cannot: panics under `CI=true` (the CI machine must have it), otherwise
+/// prints why the test is skipped and returns false.
+pub fn require_ipv6() -> bool {
+    let ok = std::net::UdpSocket::bind("[::1]:0").is_ok()
+        && std::net::TcpListener::bind("[::1]:0").is_ok();
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("IPv6 loopback ::1 is required under CI=true but cannot be bound here");
+        }
+        eprintln!("skipping: no IPv6 loopback here");
+    }
+    ok
+}
+
 /// Python with libtorrent, for interop tests (Debian's /usr/bin/python3).
 pub fn require_libtorrent() -> bool {
     let ok = std::process::Command::new("/usr/bin/python3")

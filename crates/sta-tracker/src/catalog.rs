@@ -4,7 +4,7 @@
 //! stay in the [`Store`] and are read on demand.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use sta_proto::InfoHash;
 use sta_proto::magnet::Magnet;
@@ -49,6 +49,15 @@ pub enum PublishError {
     Invalid(String),
     #[error("the catalog is full ({0} torrents)")]
     Full(usize),
+    #[error(
+        "the catalog is full: it stores {stored} bytes of torrents, and {size} more would pass its \
+         {max} byte limit (max_catalog_bytes)"
+    )]
+    BytesFull { stored: u64, size: usize, max: u64 },
+    #[error(
+        "{0} publishes are already in progress, the most this tracker takes at once; try again in a moment"
+    )]
+    Busy(usize),
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -58,6 +67,11 @@ pub struct Catalog {
     store: Arc<Store>,
     max_entries: usize,
     max_bytes: usize,
+    max_total_bytes: u64,
+    /// Bytes of .torrent files stored. Its lock also makes each publish's
+    /// check-then-insert one step, so concurrent publishes cannot pass a cap
+    /// together.
+    stored: Mutex<u64>,
 }
 
 impl Catalog {
@@ -66,7 +80,9 @@ impl Catalog {
         store: Arc<Store>,
         max_entries: usize,
         max_bytes: usize,
+        max_total_bytes: u64,
     ) -> Result<Catalog, StoreError> {
+        let stored = store.total_bytes()?;
         let entries = store
             .catalog()?
             .into_iter()
@@ -77,7 +93,14 @@ impl Catalog {
             store,
             max_entries,
             max_bytes,
+            max_total_bytes,
+            stored: Mutex::new(stored),
         })
+    }
+
+    /// Bytes of .torrent files stored.
+    pub fn stored_bytes(&self) -> u64 {
+        *self.stored.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<InfoHash, Arc<CatalogEntry>>> {
@@ -132,11 +155,19 @@ impl Catalog {
         }
         let m =
             sta_proto::metainfo::parse(bytes).map_err(|e| PublishError::Invalid(e.to_string()))?;
+        let mut stored = self.stored.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = self.get(&m.info_hash) {
             return Ok((e, false));
         }
         if self.len() >= self.max_entries {
             return Err(PublishError::Full(self.max_entries));
+        }
+        if *stored + bytes.len() as u64 > self.max_total_bytes {
+            return Err(PublishError::BytesFull {
+                stored: *stored,
+                size: bytes.len(),
+                max: self.max_total_bytes,
+            });
         }
         let entry = CatalogEntry {
             info_hash: m.info_hash,
@@ -148,6 +179,9 @@ impl Catalog {
             added: now_unix,
         };
         let new = self.store.insert(&entry, bytes)?;
+        if new {
+            *stored += bytes.len() as u64;
+        }
         let entry = Arc::new(entry);
         self.entries
             .write()
@@ -162,5 +196,56 @@ impl Catalog {
             return Ok(None);
         }
         self.store.bytes(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid single-file torrent; `n` makes each one different.
+    fn torrent(n: u8, comment_len: usize) -> Vec<u8> {
+        let c = "c".repeat(comment_len);
+        format!(
+            "d7:comment{}:{c}4:infod6:lengthi1e4:name1:{}12:piece lengthi16384e\
+             6:pieces20:aaaaaaaaaaaaaaaaaaaaee",
+            c.len(),
+            char::from(b'a' + n)
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn total_bytes_cap_holds_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (torrent(0, 400), torrent(1, 400));
+        let max = (a.len() + b.len() - 1) as u64;
+        {
+            let store = Arc::new(Store::open(Some(dir.path())).unwrap());
+            let c = Catalog::load(store, 100, 1 << 20, max).unwrap();
+            assert!(c.publish(&a, 1).unwrap().1);
+            // The same torrent again adds nothing, so it is never refused.
+            assert!(!c.publish(&a, 2).unwrap().1);
+            assert_eq!(c.stored_bytes(), a.len() as u64);
+            match c.publish(&b, 3) {
+                Err(PublishError::BytesFull {
+                    stored,
+                    size,
+                    max: m,
+                }) => {
+                    assert_eq!((stored, size, m), (a.len() as u64, b.len(), max));
+                }
+                other => panic!("{other:?}"),
+            }
+            // A smaller one still fits.
+            assert!(c.publish(&torrent(2, 0), 4).unwrap().1);
+        }
+        let store = Arc::new(Store::open(Some(dir.path())).unwrap());
+        let c = Catalog::load(store, 100, 1 << 20, max).unwrap();
+        assert_eq!(c.stored_bytes(), (a.len() + torrent(2, 0).len()) as u64);
+        assert!(matches!(
+            c.publish(&b, 5),
+            Err(PublishError::BytesFull { .. })
+        ));
     }
 }

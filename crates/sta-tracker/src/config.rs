@@ -93,6 +93,9 @@ pub struct TrackerConfig {
     pub trust_announce_ip: bool,
     /// File of hex info-hashes, one a line (`#` comments): only these and
     /// published torrents are tracked (private tracker). Default none.
+    /// Because published torrents are tracked too, an allowlist needs either
+    /// `publish = false` or a `publish_token`: the tracker refuses to start
+    /// otherwise, as anyone could make any torrent allowed by publishing it.
     pub allowlist: Option<PathBuf>,
     /// Folder of the catalog and completed counters (SQLite). Default none:
     /// everything is kept in memory and lost at exit.
@@ -105,6 +108,14 @@ pub struct TrackerConfig {
     pub max_torrent_bytes: usize,
     /// Most torrents in the catalog. Default 100,000.
     pub max_catalog_torrents: usize,
+    /// Most bytes of .torrent files the catalog stores in all (in memory
+    /// without a data folder, in SQLite with one); publishing a new torrent
+    /// that would go over it is refused with HTTP 507. Default 256 MiB.
+    pub max_catalog_bytes: u64,
+    /// Publish bodies received at once; a publish arriving while this many
+    /// are in progress is refused with HTTP 503 before its body is read, so
+    /// connections cannot each hold `max_torrent_bytes` in memory. Default 4.
+    pub publish_concurrency: usize,
     /// HTTP connections served at once; more are closed at accept. Default 4096.
     pub http_max_connections: usize,
     /// Seconds a client has to send a request's head, and to send a publish
@@ -135,6 +146,8 @@ impl Default for TrackerConfig {
             publish_token: None,
             max_torrent_bytes: 10 * 1024 * 1024,
             max_catalog_torrents: 100_000,
+            max_catalog_bytes: 256 * 1024 * 1024,
+            publish_concurrency: 4,
             http_max_connections: 4096,
             http_request_timeout_secs: 10,
             http_connection_secs: 120,
@@ -160,6 +173,20 @@ impl TrackerConfig {
         if self.max_torrents == 0 || self.max_peers_per_torrent == 0 || self.max_peers == 0 {
             return Err(
                 "max_torrents, max_peers_per_torrent and max_peers must be at least 1".into(),
+            );
+        }
+        if self.publish_concurrency == 0 {
+            return Err(
+                "publish_concurrency must be at least 1 (use publish = false to refuse publishing)"
+                    .into(),
+            );
+        }
+        if self.allowlist.is_some() && self.publish && self.publish_token.is_none() {
+            return Err(
+                "an allowlist makes a private tracker, but published torrents are tracked too, so anyone could \
+                 open it by publishing: also pass --publish-token TOKEN (only holders may publish) or \
+                 --no-publish"
+                    .into(),
             );
         }
         if self.http == Bind::Off && self.udp == Bind::Off {
@@ -239,5 +266,29 @@ mod tests {
         c.http = Bind::Off;
         c.udp = Bind::Off;
         assert!(c.validate().unwrap_err().contains("both"));
+    }
+
+    #[test]
+    fn an_allowlist_needs_a_publish_token_or_no_publishing() {
+        let open = TrackerConfig {
+            allowlist: Some("allow.txt".into()),
+            ..TrackerConfig::default()
+        };
+        assert!(open.validate().unwrap_err().contains("--publish-token"));
+        let token = TrackerConfig {
+            publish_token: Some("t".into()),
+            ..open.clone()
+        };
+        assert!(token.validate().is_ok());
+        let closed = TrackerConfig {
+            publish: false,
+            ..open
+        };
+        assert!(closed.validate().is_ok());
+        let none = TrackerConfig {
+            publish_concurrency: 0,
+            ..TrackerConfig::default()
+        };
+        assert!(none.validate().unwrap_err().contains("publish_concurrency"));
     }
 }

@@ -39,6 +39,9 @@ pub struct Core {
     pub store: Arc<Store>,
     allow: Option<HashSet<InfoHash>>,
     trust_ip: bool,
+    /// The configured totals, for failure reasons (the shards hold parts).
+    max_torrents: usize,
+    max_peers: usize,
     pub interval: u32,
     pub min_interval: u32,
     pub started: Instant,
@@ -72,7 +75,12 @@ impl Core {
                 ))
             })
             .collect();
-        let catalog = Catalog::load(store.clone(), c.max_catalog_torrents, c.max_torrent_bytes)?;
+        let catalog = Catalog::load(
+            store.clone(),
+            c.max_catalog_torrents,
+            c.max_torrent_bytes,
+            c.max_catalog_bytes,
+        )?;
         let core = Core {
             shards,
             pick: RandomState::new(),
@@ -81,6 +89,8 @@ impl Core {
             store,
             allow,
             trust_ip: c.trust_announce_ip,
+            max_torrents: c.max_torrents,
+            max_peers: c.max_peers,
             interval: c.interval_secs,
             min_interval: c.min_interval_secs(),
             started: now,
@@ -150,10 +160,20 @@ impl Core {
                     }
                 };
                 self.stats.error(kind);
-                Err(Refused {
-                    kind,
-                    reason: e.to_string(),
-                })
+                // A shard's own cap is a share of the total: name the total
+                // the operator configured, not the share.
+                let reason = match e {
+                    RegistryError::TooManyTorrents(_) => format!(
+                        "tracker is full: no room for another torrent (it tracks at most {} in all); try again later",
+                        self.max_torrents
+                    ),
+                    RegistryError::TooManyPeers(_) => format!(
+                        "tracker is full: no room for another peer (it lists at most {} in all); try again later",
+                        self.max_peers
+                    ),
+                    RegistryError::TorrentFull(_) => e.to_string(),
+                };
+                Err(Refused { kind, reason })
             }
         }
     }
@@ -217,6 +237,7 @@ impl Core {
             leechers: t.leechers,
             completed: t.completed,
             catalog: self.catalog.len(),
+            catalog_bytes: self.catalog.stored_bytes(),
             rss_bytes: crate::stats::rss_bytes(),
             uptime_secs: now.saturating_duration_since(self.started).as_secs(),
         }

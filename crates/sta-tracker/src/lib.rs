@@ -159,6 +159,8 @@ impl BoundTracker {
                 token: config.publish_token.as_deref().map(Arc::from),
                 request_timeout: Duration::from_secs(config.http_request_timeout_secs.max(1)),
                 max_torrent_bytes: config.max_torrent_bytes,
+                publish_slots: Arc::new(tokio::sync::Semaphore::new(config.publish_concurrency)),
+                publish_concurrency: config.publish_concurrency,
                 local: http_addr,
             };
             let (config, cancel) = (config.clone(), cancel.clone());

@@ -46,10 +46,12 @@ pub enum ErrorKind {
     HttpConnectionsFull,
     PublishRefused,
     PublishInvalid,
+    PublishBusy,
+    CatalogFull,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 17] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::MissingParam,
         ErrorKind::MalformedParam,
         ErrorKind::BadInfoHash,
@@ -67,6 +69,8 @@ impl ErrorKind {
         ErrorKind::HttpConnectionsFull,
         ErrorKind::PublishRefused,
         ErrorKind::PublishInvalid,
+        ErrorKind::PublishBusy,
+        ErrorKind::CatalogFull,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +92,8 @@ impl ErrorKind {
             ErrorKind::HttpConnectionsFull => "http_connections_full",
             ErrorKind::PublishRefused => "publish_refused",
             ErrorKind::PublishInvalid => "publish_invalid",
+            ErrorKind::PublishBusy => "publish_busy",
+            ErrorKind::CatalogFull => "catalog_full",
         }
     }
 }
@@ -122,6 +128,8 @@ pub struct Gauges {
     pub leechers: usize,
     pub completed: u64,
     pub catalog: usize,
+    /// Bytes of .torrent files in the catalog.
+    pub catalog_bytes: u64,
     pub rss_bytes: Option<u64>,
     pub uptime_secs: u64,
 }
@@ -204,6 +212,7 @@ impl Stats {
             "leechers": g.leechers,
             "completed": g.completed,
             "catalog_torrents": g.catalog,
+            "catalog_bytes": g.catalog_bytes,
             "announces": announces,
             "announces_total": self.announces_total(),
             "announces_per_second": (self.announce_rate() * 10.0).round() / 10.0,
@@ -307,6 +316,11 @@ impl Stats {
                 "sta_tracker_catalog_torrents",
                 "Torrents in the catalog.",
                 g.catalog as f64,
+            ),
+            (
+                "sta_tracker_catalog_bytes",
+                "Bytes of .torrent files in the catalog.",
+                g.catalog_bytes as f64,
             ),
             (
                 "sta_tracker_announces_per_second",

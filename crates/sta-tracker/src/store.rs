@@ -103,6 +103,16 @@ impl Store {
         Ok(out)
     }
 
+    /// Bytes of every stored .torrent file together.
+    pub fn total_bytes(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COALESCE(SUM(length(bytes)), 0) FROM torrents",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
     /// Stores a torrent; false when it was there already (kept unchanged).
     pub fn insert(&self, e: &CatalogEntry, bytes: &[u8]) -> Result<bool, StoreError> {
         let n = self.conn().execute(

@@ -73,7 +73,7 @@ const KEYS: &[(&str, &str, &str)] = &[
     (
         "tracker",
         "allowlist",
-        "file of hex info-hashes: track only these (private tracker); example \"/etc/sta/allowlist\"",
+        "file of hex info-hashes: track only these and published torrents (private tracker; needs publish_token or publishing off); example \"/etc/sta/allowlist\"",
     ),
     (
         "tracker",
@@ -99,6 +99,16 @@ const KEYS: &[(&str, &str, &str)] = &[
         "tracker",
         "max_catalog_torrents",
         "most torrents in the catalog",
+    ),
+    (
+        "tracker",
+        "max_catalog_bytes",
+        "most bytes of .torrent files the catalog stores in all",
+    ),
+    (
+        "tracker",
+        "publish_concurrency",
+        "publish bodies received at once; more get HTTP 503",
     ),
     (
         "tracker",

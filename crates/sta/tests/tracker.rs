@@ -13,8 +13,9 @@ use sta_proto::tracker::udp::Response;
 use sta_proto::tracker::{Announce, AnnounceResponse, Event};
 use sta_proto::{InfoHash, PeerId};
 use sta_testkit::files::random_file;
-use sta_testkit::http::{addr_of, get, post};
+use sta_testkit::http::{Outcome, addr_of, get, post, request_exchange};
 use sta_testkit::sta::StaEnv;
+use sta_testkit::tools::require_ipv6;
 use sta_testkit::udp::UdpClient;
 use sta_testkit::{Proc, wait_until};
 
@@ -196,8 +197,7 @@ fn udp_announce_scrape_and_forged_ids() {
 
 #[test]
 fn udp_over_ipv6() {
-    if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("skipping: no IPv6 loopback here");
+    if !require_ipv6() {
         return;
     }
     let env = StaEnv::new(STA);
@@ -324,8 +324,10 @@ fn bad_requests_get_a_failure_reason_and_are_counted() {
     assert!(failure(http, &format!("/scrape?{many}")).contains("more than 100"));
     // A request head over 16 KiB is cut off, not buffered.
     let huge = format!("/announce?{ok}&pad={}", "a".repeat(40_000));
-    let r = sta_testkit::http::request(http, "GET", &huge, &[], &[]);
-    assert!(r.is_err() || r.unwrap().status == 431);
+    match request_exchange(http, "GET", &huge, &[], &[], Duration::from_secs(10)) {
+        Ok(Outcome::Answered(r)) => assert_eq!(r.status, 431, "{}", r.text()),
+        other => panic!("an oversized head must get 431, got {other:?}"),
+    }
     let stats = get(http, "/stats.json").json();
     for (_, _, kind) in &cases {
         assert!(
@@ -341,6 +343,8 @@ fn bad_requests_get_a_failure_reason_and_are_counted() {
         metrics.contains("sta_tracker_errors_total{kind=\"bad_port\"} 2"),
         "{metrics}"
     );
+    // The cut-off head is not counted as an announce.
+    assert_eq!(stats["announces_total"], 0);
     // Still serving.
     http_announce(http, announce(8, 1, 6881, 0, Event::Started), true, false);
 }
@@ -350,17 +354,79 @@ fn allowlist_makes_a_private_tracker() {
     let env = StaEnv::new(STA);
     let list = env.path("allow.txt");
     std::fs::write(&list, format!("# ours\n{}\n", InfoHash([9; 20]).to_hex())).unwrap();
-    let (_p, http, _) = start(&env, &["--allowlist", list.to_str().unwrap()]);
+    let list = list.to_str().unwrap();
+
+    // Publishing would add torrents to the private tracker: without a token
+    // (or --no-publish) it does not start, and says what to add.
+    let out = Command::new(STA)
+        .args([
+            "tracker",
+            "--http",
+            "127.0.0.1:0",
+            "--udp",
+            "off",
+            "--allowlist",
+            list,
+        ])
+        .arg("--data-dir")
+        .arg(env.path("refused"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--publish-token") && err.contains("--no-publish"),
+        "{err}"
+    );
+
+    let (_p, http, _) = start(&env, &["--allowlist", list, "--publish-token", "s3cret"]);
     http_announce(http, announce(9, 1, 7001, 0, Event::Started), true, false);
-    let q = HttpAnnounce {
-        announce: announce(10, 1, 7001, 0, Event::Started),
-        compact: true,
-        no_peer_id: false,
-    }
-    .to_query();
-    let f = failure(http, &format!("/announce?{q}"));
+    let src = env.path("private.bin");
+    random_file(&src, 50_000, 3).unwrap();
+    let torrent = env
+        .create(&src, &format!("http://{http}/announce"), "16KiB")
+        .unwrap();
+    let hash = sta_proto::metainfo::parse(&std::fs::read(&torrent).unwrap())
+        .unwrap()
+        .info_hash;
+    let q = |h: InfoHash| {
+        let mut a = announce(0, 1, 7001, 0, Event::Started);
+        a.info_hash = h;
+        HttpAnnounce {
+            announce: a,
+            compact: true,
+            no_peer_id: false,
+        }
+        .to_query()
+    };
+    let f = failure(http, &format!("/announce?{}", q(hash)));
     assert!(f.contains("not allowed here"), "{f}");
-    assert_eq!(get(http, "/stats.json").json()["errors"]["not_allowed"], 1);
+    // Publishing without the token is refused, so it stays not allowed...
+    let url = format!("http://{http}/announce");
+    let out = publish(&torrent, &url, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a token"));
+    let f = failure(http, &format!("/announce?{}", q(hash)));
+    assert!(f.contains("not allowed here"), "{f}");
+    // ...and a token holder's publish makes it tracked.
+    assert!(
+        publish(&torrent, &url, &["--token", "s3cret"])
+            .status
+            .success()
+    );
+    http_announce(
+        http,
+        {
+            let mut a = announce(0, 1, 7001, 0, Event::Started);
+            a.info_hash = hash;
+            a
+        },
+        true,
+        false,
+    );
+    let stats = get(http, "/stats.json").json();
+    assert_eq!(stats["errors"]["not_allowed"], 2);
+    assert_eq!(stats["errors"]["publish_refused"], 1);
 }
 
 #[test]
@@ -549,9 +615,29 @@ fn publishing_can_be_refused() {
             .unwrap()
             .starts_with("not a usable torrent")
     );
+    // Declared too large: 413 before the body is read (the answer arrives
+    // while the client is still sending).
     let big = vec![b'x'; 11 * 1024 * 1024];
-    let r = sta_testkit::http::request(http2, "POST", "/torrents", &auth, &big);
-    assert!(r.is_err() || r.unwrap().status == 413);
+    match request_exchange(
+        http2,
+        "POST",
+        "/torrents",
+        &auth,
+        &big,
+        Duration::from_secs(10),
+    ) {
+        Ok(Outcome::Answered(r)) => {
+            assert_eq!(r.status, 413, "{}", r.text());
+            assert!(
+                r.text().contains("larger than the 10485760 bytes"),
+                "{}",
+                r.text()
+            );
+        }
+        other => panic!("an oversized publish must get 413, got {other:?}"),
+    }
+    // Still serving announces and publishes.
+    http_announce(http2, announce(12, 1, 7001, 0, Event::Started), true, false);
     let stats = get(http2, "/stats.json").json();
     assert!(stats["errors"]["publish_invalid"].as_u64().unwrap() >= 1);
     assert_eq!(stats["errors"]["publish_refused"], 1);
@@ -579,4 +665,91 @@ fn a_taken_port_is_a_clear_error() {
         err.contains(&format!("cannot listen for HTTP on {http}")) && err.contains("another"),
         "{err}"
     );
+}
+
+#[test]
+fn http_over_ipv6_answers_with_peers6() {
+    if !require_ipv6() {
+        return;
+    }
+    let env = StaEnv::new(STA);
+    let data = env.path("v6http");
+    let args = [
+        "tracker",
+        "--http",
+        "[::1]:0",
+        "--udp",
+        "off",
+        "--json",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let mut p = Proc::spawn("tracker6http", STA, &args, &env.logs()).unwrap();
+    let ready = p.wait_ready(Duration::from_secs(20)).unwrap();
+    let http: SocketAddr = ready["http"].as_str().unwrap().parse().unwrap();
+    assert!(http.is_ipv6());
+    http_announce(http, announce(13, 1, 7001, 0, Event::Started), true, false);
+    let q = HttpAnnounce {
+        announce: announce(13, 2, 7002, 10, Event::Started),
+        compact: true,
+        no_peer_id: false,
+    }
+    .to_query();
+    let raw = get(http, &format!("/announce?{q}")).body;
+    // BEP 7: 18 bytes a peer (16 of address, 2 of port) under `peers6`.
+    let needle = b"6:peers618:";
+    let at = raw
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("no peers6 of one peer: {}", String::from_utf8_lossy(&raw)));
+    let entry = &raw[at + needle.len()..at + needle.len() + 18];
+    assert_eq!(&entry[..16], &std::net::Ipv6Addr::LOCALHOST.octets());
+    assert_eq!(&entry[16..], &7001u16.to_be_bytes());
+    let parsed = AnnounceResponse::parse(&raw).unwrap();
+    assert_eq!(parsed.peers.len(), 1);
+    assert_eq!(parsed.peers[0].addr, "[::1]:7001".parse().unwrap());
+    assert_eq!(
+        p.terminate(Duration::from_secs(10)).unwrap().code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn config_file_sets_the_tracker_and_flags_win() {
+    let env = StaEnv::new(STA);
+    let conf = env.path("sta.toml");
+    std::fs::write(
+        &conf,
+        "[tracker]\ninterval_secs = 77\nmin_interval_secs = 7\nmax_peers_per_torrent = 1\n",
+    )
+    .unwrap();
+    let conf = conf.to_str().unwrap();
+    // From the file: the interval and the per-torrent cap.
+    let (mut p, http, _) = start(&env, &["--config", conf]);
+    let r = http_announce(http, announce(14, 1, 7001, 0, Event::Started), true, false);
+    assert_eq!((r.interval, r.min_interval), (77, Some(7)));
+    let q = HttpAnnounce {
+        announce: announce(14, 2, 7002, 10, Event::Started),
+        compact: true,
+        no_peer_id: false,
+    }
+    .to_query();
+    let f = failure(http, &format!("/announce?{q}"));
+    assert!(f.starts_with("torrent is full: it has 1 peers"), "{f}");
+    p.terminate(Duration::from_secs(10)).unwrap();
+    // A flag overrides the file; the rest of the file still applies.
+    let (_p, http, _) = start(&env, &["--config", conf, "--interval", "55"]);
+    let r = http_announce(http, announce(14, 1, 7001, 0, Event::Started), true, false);
+    assert_eq!((r.interval, r.min_interval), (55, Some(7)));
+    assert!(failure(http, &format!("/announce?{q}")).starts_with("torrent is full"));
+    // A typo in the file is an error naming the key.
+    std::fs::write(env.path("bad.toml"), "[tracker]\nintervall = 5\n").unwrap();
+    let out = Command::new(STA)
+        .args(["tracker", "--config"])
+        .arg(env.path("bad.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("intervall"), "{err}");
 }

@@ -146,6 +146,8 @@ pub async fn download(State(s): State<AppState>, Path(file): Path<String>) -> Re
 fn refuse(s: &AppState, status: StatusCode, e: &PublishError) -> Response {
     let kind = match e {
         PublishError::Invalid(_) | PublishError::TooLarge(..) => ErrorKind::PublishInvalid,
+        PublishError::Busy(_) => ErrorKind::PublishBusy,
+        PublishError::Full(_) | PublishError::BytesFull { .. } => ErrorKind::CatalogFull,
         _ => ErrorKind::PublishRefused,
     };
     s.core.stats.error(kind);
@@ -184,6 +186,18 @@ pub async fn publish(State(s): State<AppState>, headers: HeaderMap, body: Body) 
             &PublishError::TooLarge(n, max),
         );
     }
+    // Held until the torrent is stored: with it, at most a few bodies are
+    // in memory at once, whatever the number of connections.
+    let Ok(_slot) = s.publish_slots.clone().try_acquire_owned() else {
+        let mut r = refuse(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &PublishError::Busy(s.publish_concurrency),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        return r;
+    };
     let bytes = match tokio::time::timeout(s.request_timeout, axum::body::to_bytes(body, max)).await
     {
         Ok(Ok(b)) => b,
@@ -225,7 +239,9 @@ pub async fn publish(State(s): State<AppState>, headers: HeaderMap, body: Body) 
             };
             (status, axum::Json(v)).into_response()
         }
-        Ok(Err(e @ PublishError::Full(_))) => refuse(&s, StatusCode::INSUFFICIENT_STORAGE, &e),
+        Ok(Err(e @ (PublishError::Full(_) | PublishError::BytesFull { .. }))) => {
+            refuse(&s, StatusCode::INSUFFICIENT_STORAGE, &e)
+        }
         Ok(Err(e @ PublishError::Store(_))) => {
             tracing::error!("publish: {e}");
             refuse(&s, StatusCode::INTERNAL_SERVER_ERROR, &e)

@@ -1,7 +1,8 @@
 //! The HTTP front end: the accept loop with its limits, and the routes.
 //! Limits: at most `http_max_connections` connections (more are closed at
 //! accept and counted), 16 KiB of request head (hyper's buffer), a deadline
-//! to send the head, a deadline for a publish body, and a cap on how long a
+//! to send the head, a deadline for a publish body, at most
+//! `publish_concurrency` publish bodies at once, and a cap on how long a
 //! connection lives. Handlers are in `announce`, `pages` and `catalog`.
 
 mod announce;
@@ -40,6 +41,9 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     pub request_timeout: Duration,
     pub max_torrent_bytes: usize,
+    /// One permit per publish body being received (`publish_concurrency`).
+    pub publish_slots: Arc<Semaphore>,
+    pub publish_concurrency: usize,
     /// Where the HTTP listener is bound, when a request carries no `Host`.
     pub local: Option<SocketAddr>,
 }

@@ -31,7 +31,9 @@ pub struct Args {
     #[arg(long, value_name = "SECS", env = "STA_TRACKER_INTERVAL")]
     pub interval: Option<u32>,
     /// Private mode: track only the hex info-hashes in FILE (one a line)
-    /// and published torrents.
+    /// and published torrents. Since publishing a torrent makes it tracked,
+    /// this needs --publish-token (only its holders add torrents) or
+    /// --no-publish; without either the tracker refuses to start.
     #[arg(long, value_name = "FILE")]
     pub allowlist: Option<PathBuf>,
     /// Folder of the catalog and completed counters
