@@ -42,6 +42,80 @@ fn transmission_hash(torrent: &Path) -> String {
         .to_owned()
 }
 
+/// What transmission-show 3.00 prints of a torrent, read back.
+#[derive(Debug)]
+struct Shown {
+    name: String,
+    hash: String,
+    piece_count: u64,
+    total: String,
+    private: bool,
+    tiers: Vec<Vec<String>>,
+    /// (path, size as printed)
+    files: Vec<(String, String)>,
+}
+
+fn transmission_show(torrent: &Path) -> Shown {
+    let out = run(Command::new("transmission-show").arg(torrent));
+    let field = |key: &str| {
+        out.lines()
+            .filter(|l| l.starts_with("  "))
+            .find_map(|l| l.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} line in transmission-show output:\n{out}"))
+            .trim()
+            .to_owned()
+    };
+    let section = |name: &str| -> Vec<String> {
+        out.lines()
+            .skip_while(|l| *l != name)
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with(' '))
+            .map(|l| l.trim().to_owned())
+            .collect()
+    };
+    let mut tiers: Vec<Vec<String>> = Vec::new();
+    for l in section("TRACKERS") {
+        if l.starts_with("Tier #") {
+            tiers.push(Vec::new());
+        } else if !l.is_empty() {
+            tiers.last_mut().expect("a tier before its URLs").push(l);
+        }
+    }
+    let files = section("FILES")
+        .into_iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (path, size) = l.rsplit_once(" (").expect("PATH (SIZE)");
+            (path.to_owned(), size.trim_end_matches(')').to_owned())
+        })
+        .collect();
+    Shown {
+        name: field("Name:"),
+        hash: field("Hash:"),
+        piece_count: field("Piece Count:").parse().unwrap(),
+        total: field("Total Size:"),
+        private: field("Privacy:") == "Private torrent",
+        tiers,
+        files,
+    }
+}
+
+/// True when transmission's rounded size (SI units, "70.00 kB") can be
+/// `bytes`: within half a unit of its last printed digit.
+fn shows_size(printed: &str, bytes: u64) -> bool {
+    let (num, unit) = printed.split_once(' ').expect("NUMBER UNIT");
+    let scale = match unit {
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        _ => panic!("unknown unit in {printed:?}"),
+    };
+    let decimals = num.split_once('.').map_or(0, |(_, d)| d.len()) as i32;
+    let value: f64 = num.parse().expect("a number");
+    (bytes as f64 / scale - value).abs() <= 0.5 * 10f64.powi(-decimals) + 1e-9
+}
+
 fn lt_info(torrent: &Path) -> Value {
     serde_json::from_str(&run(Command::new("/usr/bin/python3")
         .arg(lt_script())
@@ -137,35 +211,92 @@ fn torrents_from_sta_load_in_transmission_and_libtorrent() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (folder, single) = content(dir.path());
-    for (src, pl) in [(&folder, "16KiB"), (&single, "auto"), (&single, "64KiB")] {
+    for (src, pl, private) in [
+        (&folder, "16KiB", false),
+        (&single, "auto", false),
+        (&single, "64KiB", true),
+    ] {
         let out = dir.path().join(format!(
             "{}-{pl}.torrent",
             src.file_name().unwrap().to_str().unwrap()
         ));
-        let created: Value = serde_json::from_str(&run(Command::new(STA)
-            .args([
-                "create",
-                "--json",
-                "--piece-length",
-                pl,
-                "-t",
-                "http://127.0.0.1:6969/announce",
-                "-t",
-                "udp://127.0.0.1:6969",
-                "-o",
-            ])
-            .arg(&out)
-            .arg(src)))
-        .unwrap();
-        assert_eq!(created["info_hash"], transmission_hash(&out));
-        let lt = lt_info(&out);
+        let mut create = Command::new(STA);
+        create.args([
+            "create",
+            "--json",
+            "--piece-length",
+            pl,
+            "-t",
+            "http://127.0.0.1:6969/announce",
+            "-t",
+            "udp://127.0.0.1:6969",
+        ]);
+        if private {
+            create.arg("--private");
+        }
+        let created: Value =
+            serde_json::from_str(&run(create.arg("-o").arg(&out).arg(src))).unwrap();
         let ours = sta_info(&out);
+        // transmission-show reads the same torrent: hash, name, pieces,
+        // privacy, tiers, and every file with its size (it prints sizes
+        // rounded, so each must be within its rounding of the exact one).
+        let shown = transmission_show(&out);
+        assert_eq!(shown.hash, created["info_hash"].as_str().unwrap());
+        assert_eq!(shown.name, ours["name"].as_str().unwrap());
+        assert_eq!(shown.piece_count, ours["pieces"].as_u64().unwrap());
+        assert_eq!(shown.private, private);
+        assert_eq!(
+            shown.tiers,
+            [["http://127.0.0.1:6969/announce"], ["udp://127.0.0.1:6969"]]
+        );
+        let total = ours["total_length"].as_u64().unwrap();
+        assert!(
+            shows_size(&shown.total, total),
+            "total {total} shown as {}",
+            shown.total
+        );
+        let files: Vec<(String, u64)> = ours["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["path"].as_str().unwrap().to_owned(),
+                    f["length"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown
+                .files
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .collect::<Vec<_>>(),
+            files.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+            "file list and order"
+        );
+        for ((path, printed), (_, len)) in shown.files.iter().zip(&files) {
+            assert!(
+                shows_size(printed, *len),
+                "{path}: {len} shown as {printed}"
+            );
+        }
+        let lt = lt_info(&out);
         assert_eq!(lt["info_hash"], created["info_hash"]);
         assert_eq!(lt["name"], ours["name"]);
         assert_eq!(lt["total_length"], ours["total_length"]);
         assert_eq!(lt["files"], ours["files"]);
         assert_eq!(lt["num_pieces"], ours["pieces"]);
     }
+}
+
+#[test]
+fn transmission_sizes_are_read_within_their_rounding() {
+    assert!(shows_size("70.00 kB", 70_001));
+    assert!(shows_size("0.00 kB", 3));
+    assert!(shows_size("1.00 MB", 1_000_003));
+    assert!(!shows_size("70.00 kB", 70_100));
+    assert!(!shows_size("1.00 MB", 1_010_000));
 }
 
 #[test]

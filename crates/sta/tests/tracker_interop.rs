@@ -144,6 +144,71 @@ fn transmission_downloads_from_libtorrent_through_http_tracker() {
 }
 
 #[test]
+fn transmission_downloads_from_libtorrent_through_udp_tracker() {
+    if !clients_present(&["transmission-daemon"]) {
+        return;
+    }
+    // The torrent names only `udp://`: both clients announce over BEP 15,
+    // each from its own 127.0.0.x (Transmission sends its announces from
+    // the UDP socket bound to its bind-address-ipv4).
+    let s = swarm("udp");
+    let logs = s.env.logs();
+    let seeder = LtPeer::seed(
+        &ltpeer(),
+        &s.torrent,
+        &s.seed_dir,
+        "127.0.0.2",
+        &logs,
+        "lt-seeder",
+    )
+    .unwrap();
+    wait_until(
+        "the tracker to list the seeder",
+        Duration::from_secs(20),
+        || s.scrape().complete == 1,
+    )
+    .unwrap();
+    let tr = Transmission::start(
+        &s.env.path("tr-config"),
+        &s.env.path("tr"),
+        "127.0.0.6",
+        &logs,
+        "tr-leecher",
+    )
+    .unwrap();
+    tr.add(&s.torrent).unwrap();
+    wait_until(
+        "the tracker to list the leecher",
+        Duration::from_secs(30),
+        || s.scrape().incomplete == 1,
+    )
+    .unwrap();
+    // As over HTTP, Transmission will not dial a 127.x peer: the seeder
+    // re-announces, learns the leecher's address from the tracker and dials.
+    seeder.reannounce();
+    tr.wait_complete(Duration::from_secs(50)).unwrap();
+    s.assert_copy(&tr.dir);
+    wait_until("completed to be counted", Duration::from_secs(20), || {
+        s.scrape().downloaded == 1
+    })
+    .unwrap();
+    let st = s.stats();
+    assert!(
+        st["announces"]["udp"]["started"].as_u64().unwrap() >= 2,
+        "{st}"
+    );
+    assert!(
+        st["announces"]["udp"]["completed"].as_u64().unwrap() >= 1,
+        "{st}"
+    );
+    assert_eq!(
+        st["announces"]["http"],
+        serde_json::json!({"none": 0, "started": 0, "completed": 0, "stopped": 0}),
+        "the torrent names only the UDP tracker"
+    );
+}
+
+#[test]
 fn libtorrent_pair_through_udp_tracker() {
     if !clients_present(&[]) {
         return;
