@@ -48,25 +48,29 @@ pub fn load_file(path: &Path) -> Result<Metainfo, SourceError> {
 }
 
 /// Reads a `.torrent` file, refusing anything over the metainfo size cap
-/// without reading it all: `/dev/zero` or a mistyped multi-GiB data file must
-/// not be buffered whole.
+/// without loading it: the size is checked first and the read is bounded, so
+/// `/dev/zero`, a file still growing or a mistyped multi-GiB data file is
+/// never buffered whole.
 pub fn read_torrent_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let too_large = || {
+    let too_large = |what: String| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("over the {MAX_TORRENT_FILE} byte limit for a .torrent file"),
+            format!(
+                "{what} the {MAX_TORRENT_FILE} byte limit for a .torrent file; is it really a torrent?"
+            ),
         )
     };
     let f = std::fs::File::open(path)?;
-    if f.metadata()?.len() > MAX_TORRENT_FILE as u64 {
-        return Err(too_large());
+    let len = f.metadata()?.len();
+    if len > MAX_TORRENT_FILE as u64 {
+        return Err(too_large(format!("it is {len} bytes, over")));
     }
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(len as usize);
     f.take(MAX_TORRENT_FILE as u64 + 1)
         .read_to_end(&mut bytes)?;
     if bytes.len() > MAX_TORRENT_FILE {
-        return Err(too_large());
+        return Err(too_large("it holds more than".into()));
     }
     Ok(bytes)
 }

@@ -117,7 +117,8 @@ fn info_and_publish_refuse_an_oversized_file_without_reading_it() {
     let o = sta(dir.path(), &["info", "/dev/zero"]);
     assert_eq!(o.code, Some(1), "{}", o.stderr);
     assert!(
-        o.stderr.contains("/dev/zero is larger than that"),
+        o.stderr.contains("/dev/zero: it holds more than")
+            && o.stderr.contains("limit for a .torrent"),
         "{}",
         o.stderr
     );

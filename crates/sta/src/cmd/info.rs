@@ -1,6 +1,5 @@
 //! `sta info FILE.torrent|MAGNET`: show what a torrent or magnet link holds.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -57,33 +56,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads a .torrent file of at most [`metainfo::MAX_TORRENT_FILE`] bytes. The
-/// size is checked before reading, and the read itself is bounded, so a huge
-/// file, a device such as /dev/zero or a file still growing is refused
-/// without being loaded.
+/// Reads a .torrent file of at most [`metainfo::MAX_TORRENT_FILE`] bytes,
+/// without loading a larger one (see [`sta_node::source::read_torrent_bytes`]).
 pub fn read_torrent_file(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let max = metainfo::MAX_TORRENT_FILE;
-    let too_large = |size: &str| {
-        anyhow::anyhow!(
-            "{} is {size}, over the {} limit for a .torrent file; is it really a torrent?",
-            path.display(),
-            format_bytes(max as u64)
-        )
-    };
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if len > max as u64 {
-        return Err(too_large(&format!("{len} bytes")));
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    file.take(max as u64 + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.len() > max {
-        return Err(too_large("larger than that"));
-    }
-    Ok(bytes)
+    sta_node::source::read_torrent_bytes(path)
+        .with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// How `creation date` is shown: an RFC 3339 time when it is one, otherwise
