@@ -119,6 +119,19 @@ fn seeding_a_path_makes_the_torrent_beside_it() {
     let s = wait_status(&mut again, "seeding", T, |t| t["state"] == "seeding").unwrap();
     assert_eq!(torrent(&s)["info_hash"], meta.info_hash.to_hex());
     assert_eq!(std::fs::read(&made).unwrap(), before);
+    assert!(again.terminate(T).unwrap().success());
+
+    // Asked for another tracker, it refuses to seed the old torrent silently.
+    let other = "http://127.0.0.1:9/announce";
+    let out = std::process::Command::new(STA)
+        .args(["seed", root.to_str().unwrap(), "-t", other, "--no-api"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("already exists and announces to"), "{err}");
+    assert_eq!(std::fs::read(&made).unwrap(), before);
 }
 
 #[test]

@@ -168,8 +168,28 @@ pub fn make_beside(
         .context("the path has no usable file name")?;
     let out = abs.with_file_name(format!("{name}.torrent"));
     if out.exists() {
+        let m = crate::cmd::node::load_torrent(&out)?;
+        // Seeding the old torrent while the user asked for other trackers
+        // would announce where nobody looks: say so instead.
+        let wanted: Vec<Vec<String>> = trackers.iter().map(|t| vec![t.clone()]).collect();
+        let have: Vec<&String> = m.trackers.iter().flatten().collect();
+        if !trackers.is_empty() && have != wanted.iter().flatten().collect::<Vec<_>>() {
+            anyhow::bail!(
+                "{} already exists and announces to {}, not to the -t given; \
+                 seed it without -t, or remove it to make a new one",
+                out.display(),
+                if have.is_empty() {
+                    "no tracker".to_string()
+                } else {
+                    have.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            );
+        }
         eprintln!("using {}", out.display());
-        return crate::cmd::node::load_torrent(&out);
+        return Ok(m);
     }
     let pl = if piece_length.eq_ignore_ascii_case("auto") {
         None
