@@ -193,9 +193,12 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "help" | "?" => Command::Help,
         "quit" | "exit" | "q" => Command::Quit,
         other => {
+            // The first character, not the first byte: a command typed as
+            // `é` must get the hint, not a panic on a char boundary.
+            let first = other.chars().next();
             let near: Vec<&&str> = COMMANDS
                 .iter()
-                .filter(|c| c.starts_with(&other[..1.min(other.len())]))
+                .filter(|c| first.is_some_and(|f| c.starts_with(f)))
                 .collect();
             let hint = if near.is_empty() {
                 String::new()
@@ -570,6 +573,32 @@ mod tests {
             })
         );
         assert_eq!(parse("quit"), Ok(Command::Quit));
+    }
+
+    #[test]
+    fn a_multibyte_first_character_is_an_unknown_command_not_a_panic() {
+        for line in ["é", "ésta", "日本", "🦀 status", "ß#1"] {
+            let e = parse(line).unwrap_err();
+            assert!(e.contains("unknown command"), "{line}: {e}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever a user types (or a web client posts), parsing returns.
+        #[test]
+        fn parsing_any_line_never_panics(line in ".{0,64}") {
+            let _ = parse(&line);
+        }
+
+        /// Lines built from real command words and odd arguments, so the
+        /// argument paths (not just the unknown-command path) are exercised.
+        #[test]
+        fn parsing_commands_with_any_arguments_never_panics(
+            cmd in proptest::sample::select(COMMANDS),
+            args in proptest::collection::vec("(#?[0-9]{0,3}|[^ ]{0,6}|up|down|-o)", 0..4),
+        ) {
+            let _ = parse(&format!("{cmd} {}", args.join(" ")));
+        }
     }
 
     #[test]
