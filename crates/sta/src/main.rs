@@ -7,6 +7,7 @@ mod config;
 mod dashboard;
 mod logging;
 mod output;
+mod piece_map;
 mod prompt;
 mod runner;
 mod tables;

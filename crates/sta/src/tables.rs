@@ -59,23 +59,16 @@ pub fn format_reply(r: &Reply, width: usize) -> String {
         } => {
             let _ = writeln!(
                 o,
-                "torrent {torrent}: {have}/{num_pieces} pieces verified   # have   + downloading   . missing"
+                "torrent {torrent}: {have}/{num_pieces} pieces verified   {}",
+                crate::piece_map::LEGEND
             );
-            let cols = width.clamp(20, 200);
-            // One character per piece when they fit, else each character stands for several.
-            let per = (states.len() as f64 / (cols * 8) as f64).ceil().max(1.0) as usize;
-            let cells: Vec<char> = states
-                .as_bytes()
-                .chunks(per)
-                .map(|c| {
-                    if c.iter().all(|b| *b == b'#') {
-                        '#'
-                    } else if c.iter().any(|b| *b == b'+' || *b == b'#') {
-                        '+'
-                    } else {
-                        '.'
-                    }
-                })
+            // The map fits the width, in at most 8 lines: one character per
+            // piece when they fit, else each character stands for several.
+            let cols = width.clamp(1, 200);
+            let per = crate::piece_map::pieces_per_cell(states.len(), cols * 8);
+            let cells: Vec<char> = crate::piece_map::cells(states, per)
+                .into_iter()
+                .map(crate::piece_map::Cell::glyph)
                 .collect();
             if per > 1 {
                 let _ = writeln!(o, "(each character is {per} pieces)");
@@ -370,8 +363,22 @@ mod tests {
             rarest_missing: vec![(600, 1)],
         };
         let text = format_reply(&r, 40);
-        assert!(text.lines().all(|l| l.chars().count() <= 200), "{text}");
+        let map: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("(each character"))
+            .skip(1)
+            .take_while(|l| l.chars().all(|c| "#+:.".contains(c)))
+            .collect();
+        assert!(!map.is_empty() && map.len() <= 8, "{text}");
+        assert!(map.iter().all(|l| l.chars().count() <= 40), "{text}");
         assert!(text.contains("each character is 7 pieces"));
+        // 500 verified then 1500 missing, 7 to a cell: 71 cells of `#`, one
+        // mixed cell (pieces 497..504), then missing ones.
+        let joined = map.concat();
+        assert_eq!(joined.len(), 2000usize.div_ceil(7));
+        assert_eq!(joined.matches('#').count(), 71, "{text}");
+        assert_eq!(joined.matches(':').count(), 1, "{text}");
+        assert_eq!(joined.matches('+').count(), 0, "{text}");
         assert!(text.contains("rarest missing pieces (copies among peers): 600 (1)"));
     }
 }

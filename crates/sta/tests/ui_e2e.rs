@@ -231,7 +231,7 @@ fn prompt_drives_a_real_download() {
         .lines()
         .skip_while(|l| !l.contains("pieces verified"))
         .skip(1)
-        .take_while(|l| !l.is_empty() && l.chars().all(|c| "#+.".contains(c)))
+        .take_while(|l| !l.is_empty() && l.chars().all(|c| "#+:.".contains(c)))
         .collect();
     assert_eq!(map.len(), 96, "{pieces}");
     assert_eq!(map.matches('#').count() as u32, n, "{pieces}");

@@ -12,6 +12,8 @@ use sta_node::control::{PeerSort, TorrentLine};
 use sta_node::snapshot::TorrentSnapshot;
 use sta_proto::units::{format_bytes, format_rate};
 
+use crate::piece_map::{self, Cell as MapCell};
+
 /// Everything one frame shows.
 #[derive(Default, Clone)]
 pub struct DashData {
@@ -48,7 +50,7 @@ pub fn draw(f: &mut Frame<'_>, d: &DashData) {
             .label(format!("{:.1}%", progress * 100.0)),
         rows[1],
     );
-    piece_map(f, rows[2], &d.pieces);
+    piece_map_view(f, rows[2], &d.pieces);
     let mid = Layout::default()
         .direction(Direction::Horizontal)
         .constraints([Constraint::Percentage(65), Constraint::Percentage(35)])
@@ -102,29 +104,33 @@ fn header(f: &mut Frame<'_>, area: Rect, d: &DashData) {
     f.render_widget(Paragraph::new(vec![line1, line2]), area);
 }
 
-fn piece_map(f: &mut Frame<'_>, area: Rect, states: &str) {
+fn piece_map_view(f: &mut Frame<'_>, area: Rect, states: &str) {
     let block = Block::default()
         .borders(Borders::TOP)
-        .title("pieces (green have, yellow downloading, grey missing)");
+        .title("pieces (green have, yellow downloading, part green some have, grey missing)");
     let inner = block.inner(area);
     f.render_widget(block, area);
     let cells = (inner.width as usize) * (inner.height as usize);
     if cells == 0 || states.is_empty() {
         return;
     }
-    let per = states.len().div_ceil(cells).max(1);
-    let spans: Vec<Span<'_>> = states
-        .as_bytes()
-        .chunks(per)
-        .map(|c| {
-            let color = if c.iter().all(|b| *b == b'#') {
-                Color::Green
-            } else if c.iter().any(|b| *b != b'.') {
-                Color::Yellow
-            } else {
-                Color::DarkGray
-            };
-            Span::styled("▇", Style::default().fg(color))
+    let per = piece_map::pieces_per_cell(states.len(), cells);
+    let spans: Vec<Span<'_>> = piece_map::cells(states, per)
+        .into_iter()
+        .map(|c| match c {
+            MapCell::Have => Span::styled("▇", Style::default().fg(Color::Green)),
+            MapCell::Downloading => Span::styled("▇", Style::default().fg(Color::Yellow)),
+            // Shaded by how much of the cell is verified; the lowest and
+            // highest marks are left to "none" and "all".
+            MapCell::Partial(f) => {
+                const MARKS: [&str; 5] = ["▂", "▃", "▄", "▅", "▆"];
+                let i = ((f * MARKS.len() as f64) as usize).min(MARKS.len() - 1);
+                Span::styled(
+                    MARKS[i],
+                    Style::default().fg(Color::Green).bg(Color::DarkGray),
+                )
+            }
+            MapCell::Missing => Span::styled("▇", Style::default().fg(Color::DarkGray)),
         })
         .collect();
     let lines: Vec<Line<'_>> = spans
@@ -293,9 +299,12 @@ mod tests {
             ],
             ..Default::default()
         };
+        // Verified, then alternating verified and missing (mixed cells when
+        // two pieces share a cell), then in flight, then missing.
         let pieces: String = std::iter::repeat_n('#', 250)
+            .chain("#.".repeat(20).chars())
             .chain(std::iter::repeat_n('+', 10))
-            .chain(std::iter::repeat_n('.', 740))
+            .chain(std::iter::repeat_n('.', 700))
             .collect();
         DashData {
             torrents: vec![],
@@ -306,10 +315,14 @@ mod tests {
         }
     }
 
-    fn render(w: u16, h: u16, d: &DashData) -> String {
+    fn buffer(w: u16, h: u16, d: &DashData) -> ratatui::buffer::Buffer {
         let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
         t.draw(|f| draw(f, d)).unwrap();
-        let buf = t.backend().buffer().clone();
+        t.backend().buffer().clone()
+    }
+
+    fn render(w: u16, h: u16, d: &DashData) -> String {
+        let buf = buffer(w, h, d);
         (0..h)
             .map(|y| {
                 (0..w)
@@ -325,13 +338,59 @@ mod tests {
     #[test]
     fn renders_at_many_sizes_without_panicking() {
         let d = data();
-        for (w, h) in [(1, 1), (10, 3), (40, 10), (80, 24), (200, 60)] {
-            render(w, h, &d);
-            let mut with_help = d.clone();
-            with_help.help = true;
-            render(w, h, &with_help);
+        let mut with_help = d.clone();
+        with_help.help = true;
+        let mut lots = d.clone();
+        if let Some(s) = lots.status.as_mut() {
+            s.peers = (0..500)
+                .map(|i| PeerSnapshot {
+                    addr: format!("127.0.{}.{}:6881", i / 250, i % 250),
+                    client: "a client with a very long name indeed".into(),
+                    ..Default::default()
+                })
+                .collect();
         }
-        render(80, 24, &DashData::default());
+        lots.pieces = ".".repeat(200_000);
+        lots.message = Some("x".repeat(500));
+        for (w, h) in [
+            (0, 0),
+            (1, 1),
+            (2, 1),
+            (1, 5),
+            (5, 2),
+            (10, 3),
+            (20, 6),
+            (40, 10),
+            (80, 24),
+            (100, 24),
+            (200, 60),
+            (500, 200),
+        ] {
+            for dd in [&d, &with_help, &lots, &DashData::default()] {
+                render(w, h, dd);
+            }
+        }
+    }
+
+    /// The checked-in frame: what a user sees at 100×24 for [`data`]. On a
+    /// deliberate change of the layout, rewrite it with
+    /// `STA_UPDATE_FRAMES=1 cargo nextest run -E 'test(dashboard_frame)'` and
+    /// review the diff.
+    #[test]
+    fn dashboard_frame_matches_the_checked_in_one() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/dashboard/testdata/frame_100x24.txt"
+        );
+        let text = render(100, 24, &data()) + "\n";
+        if std::env::var_os("STA_UPDATE_FRAMES").is_some() {
+            std::fs::write(path, &text).unwrap();
+        }
+        let want = std::fs::read_to_string(path).unwrap();
+        assert!(
+            text == want,
+            "the frame differs from {path}:\n--- got ---\n{text}--- want ---\n{want}"
+        );
     }
 
     #[test]
@@ -348,5 +407,26 @@ mod tests {
         assert!(text.contains("127.0.0.2:6881") && text.contains("Transmission"));
         assert!(text.contains("peers (2, by down)"));
         assert!(text.contains("q quit"));
+    }
+
+    /// Colours of the map at 100×24 (500 cells, two pieces each): 125 cells
+    /// have, the 20 mixed ones are shaded (not yellow), 5 in flight, 350 missing.
+    #[test]
+    fn the_piece_map_colours_tell_the_truth() {
+        let buf = buffer(100, 24, &data());
+        let (mut have, mut partial, mut down, mut missing) = (0, 0, 0, 0);
+        for y in 4..9 {
+            for x in 0..100 {
+                let c = &buf[(x, y)];
+                match (c.fg, c.bg, c.symbol()) {
+                    (Color::Green, Color::DarkGray, _) => partial += 1,
+                    (Color::Green, _, "▇") => have += 1,
+                    (Color::Yellow, _, "▇") => down += 1,
+                    (Color::DarkGray, _, "▇") => missing += 1,
+                    other => panic!("unexpected cell {other:?} at {x},{y}"),
+                }
+            }
+        }
+        assert_eq!((have, partial, down, missing), (125, 20, 5, 350));
     }
 }
