@@ -156,7 +156,8 @@ fn run(
                 }
             }
             Err(ReadlineError::Interrupted) => {
-                // Ctrl-C at the prompt stops the node, as it would without one.
+                // Ctrl-C at the prompt stops the node as it would without one:
+                // gracefully, with exit code 130.
                 stop.cancel();
                 break;
             }

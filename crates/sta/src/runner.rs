@@ -155,33 +155,32 @@ async fn run_async(
         }
     }
     let _term = opts.prompt.then(crate::prompt::TermGuard::save);
+    // Ctrl-C typed at the prompt or the dashboard (a key in raw mode, not
+    // SIGINT) lands here, so it exits 130 like Ctrl-C without them.
+    let interrupt = CancellationToken::new();
     if opts.prompt {
         let controller = Controller::new(session.clone(), opts.dir.clone(), quit.clone());
         let printer = crate::prompt::start(
             tokio::runtime::Handle::current(),
             controller,
             Some(state_dir.join("history")),
-            quit.clone(),
+            interrupt.clone(),
         )?;
         crate::logging::set_printer(Some(printer));
     }
-    if opts.tui {
+    let dashboard = if opts.tui {
         let controller = Controller::new(session.clone(), opts.dir.clone(), quit.clone());
-        let rt = tokio::runtime::Handle::current();
         // Logs would scribble over the full-screen view: keep them out of it.
         crate::logging::set_printer(Some(Box::new(|_| {})));
-        std::thread::Builder::new()
-            .name("dashboard".into())
-            .spawn(move || {
-                if let Err(e) = crate::dashboard::run(
-                    &rt,
-                    crate::dashboard::Source::Local(Box::new(controller)),
-                    true,
-                ) {
-                    eprintln!("dashboard: {e:#}");
-                }
-            })?;
-    }
+        Some(crate::dashboard::LocalDashboard::start(
+            tokio::runtime::Handle::current(),
+            controller,
+            quit.clone(),
+            interrupt.clone(),
+        )?)
+    } else {
+        None
+    };
     let bars = (!opts.json && !opts.prompt && !opts.tui && std::io::stdout().is_terminal())
         .then(|| Bars::new(&handles.iter().map(|h| h.name.clone()).collect::<Vec<_>>()));
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -198,6 +197,7 @@ async fn run_async(
             _ = tokio::signal::ctrl_c() => break Exit::Interrupted,
             _ = sigterm.recv() => break Exit::Stopped,
             _ = quit.cancelled() => break Exit::Stopped,
+            _ = interrupt.cancelled() => break Exit::Interrupted,
             _ = tick.tick() => {}
             _ = state_changed.notified() => {}
         }
@@ -219,6 +219,10 @@ async fn run_async(
     };
     if let Some(b) = &bars {
         b.finish();
+    }
+    // The terminal is ours again before anything else is printed.
+    if let Some(d) = dashboard {
+        d.stop().await;
     }
     session.shutdown().await;
     crate::logging::set_printer(None);

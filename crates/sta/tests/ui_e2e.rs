@@ -11,6 +11,10 @@ use sta_testkit::sta::{StaEnv, ready_peer_addr, wait_status};
 use sta_testkit::tools::require_tool;
 use sta_testkit::wait_until;
 
+#[path = "support/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
+
 const STA: &str = env!("CARGO_BIN_EXE_sta");
 const T: Duration = Duration::from_secs(60);
 
@@ -51,79 +55,6 @@ fn http_get(url: &str) -> Vec<u8> {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_once('/').unwrap();
     sta_testkit::http::get(sta_testkit::http::addr_of(host), &format!("/{path}")).body
-}
-
-struct Tmux(String);
-
-impl Tmux {
-    fn start(name: &str, cmd: &str) -> Tmux {
-        let st = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                name,
-                "-x",
-                "160",
-                "-y",
-                "50",
-                cmd,
-            ])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        Tmux(name.into())
-    }
-    fn send(&self, line: &str) {
-        Command::new("tmux")
-            .args(["send-keys", "-t", &self.0, line, "Enter"])
-            .status()
-            .unwrap();
-    }
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-J", "-S", "-200", "-t", &self.0])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-    /// Clears the screen and history (Ctrl-L in the line editor), sends a
-    /// command and waits until its output (a line containing `marker`) shows.
-    fn ask(&self, line: &str, marker: &str) -> String {
-        // A key sent while the line editor is between two reads can be
-        // flushed with the terminal's mode switch, so Ctrl-L is sent again
-        // (at most every half second) until the screen is clear.
-        let mut sent: Option<std::time::Instant> = None;
-        wait_until("a cleared screen", T, || {
-            if sent.is_none_or(|at| at.elapsed() > Duration::from_millis(500)) {
-                for args in [
-                    &["send-keys", "-t", &self.0, "C-l"][..],
-                    &["clear-history", "-t", &self.0][..],
-                ] {
-                    Command::new("tmux").args(args).status().unwrap();
-                }
-                sent = Some(std::time::Instant::now());
-            }
-            !self.screen().contains(marker)
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{}", self.screen()));
-        self.send(line);
-        let mut text = String::new();
-        wait_until(&format!("output of {line:?}"), T, || {
-            text = self.screen();
-            text.contains(marker) && text.trim_end().ends_with('>')
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{}", self.screen()));
-        text
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .status();
-    }
 }
 
 fn last_progress(screen: &str) -> f64 {

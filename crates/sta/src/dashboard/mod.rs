@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use sta_node::control::{self, Controller, PeerSort, Reply};
+use tokio_util::sync::CancellationToken;
 
 use render::DashData;
 
@@ -53,80 +54,176 @@ pub fn run_top(a: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     // Fail before taking over the screen if nothing answers.
     rt.block_on(crate::cmd::ctl::send(&addr, a.token.as_deref(), "torrents"))?;
-    run(
+    let leave = run(
         &rt.handle().clone(),
         Source::Api {
             addr,
             token: a.token,
         },
-        false,
+        &CancellationToken::new(),
     )?;
-    Ok(ExitCode::SUCCESS)
+    Ok(match leave {
+        Leave::Interrupted => ExitCode::from(130),
+        Leave::Quit | Leave::Shutdown => ExitCode::SUCCESS,
+    })
 }
 
-/// Runs the dashboard until `q` (or Ctrl-C). With `quit_node`, `q` stops the node too.
-pub fn run(rt: &tokio::runtime::Handle, mut src: Source, quit_node: bool) -> anyhow::Result<()> {
-    let mut terminal = ratatui::init();
-    let result = (|| -> anyhow::Result<()> {
-        let mut d = DashData {
-            selected: 1,
-            sort: Some(PeerSort::Down),
-            ..Default::default()
-        };
-        let mut last = Instant::now() - Duration::from_secs(10);
-        loop {
-            if last.elapsed() >= Duration::from_millis(900) {
-                last = Instant::now();
-                refresh(rt, &mut src, &mut d);
-            }
-            terminal.draw(|f| render::draw(f, &d))?;
-            if !event::poll(Duration::from_millis(250))? {
-                continue;
-            }
-            let Event::Key(k) = event::read()? else {
-                continue;
-            };
-            if k.kind != KeyEventKind::Press {
-                continue;
-            }
-            let n = d.torrents.len().max(1);
-            match k.code {
-                KeyCode::Char('q') | KeyCode::Esc => break,
-                KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => break,
-                KeyCode::Char('?') | KeyCode::Char('h') => d.help = !d.help,
-                KeyCode::Right | KeyCode::Tab => d.selected = d.selected % n + 1,
-                KeyCode::Left | KeyCode::BackTab => {
-                    d.selected = if d.selected <= 1 { n } else { d.selected - 1 }
-                }
-                KeyCode::Char('s') => {
-                    d.sort = Some(match d.sort.unwrap_or(PeerSort::Down) {
-                        PeerSort::Down => PeerSort::Up,
-                        PeerSort::Up => PeerSort::Progress,
-                        PeerSort::Progress => PeerSort::Addr,
-                        PeerSort::Addr => PeerSort::Down,
-                    })
-                }
-                KeyCode::Char('p') => {
-                    d.message = Some(done(
-                        rt.block_on(src.ask(&format!("pause #{}", d.selected))),
-                    ))
-                }
-                KeyCode::Char('r') => {
-                    d.message = Some(done(
-                        rt.block_on(src.ask(&format!("resume #{}", d.selected))),
-                    ))
-                }
-                _ => {}
-            }
-            last = Instant::now() - Duration::from_secs(10);
-        }
-        Ok(())
-    })();
-    ratatui::restore();
-    if quit_node {
-        let _ = rt.block_on(src.ask("quit"));
+/// Why the dashboard ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    /// `q` or Esc.
+    Quit,
+    /// Ctrl-C (a key in raw mode, not a signal).
+    Interrupted,
+    /// The owner cancelled `shutdown` (the node is stopping by itself).
+    Shutdown,
+}
+
+/// The terminal in raw mode on the alternate screen, restored when dropped:
+/// on a normal return, on `?`, and while unwinding (ratatui's panic hook
+/// restores it too when the panic aborts instead).
+struct Screen(ratatui::DefaultTerminal);
+
+impl Screen {
+    fn take() -> Self {
+        Screen(ratatui::init())
     }
-    result
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Runs the dashboard until `q`, Ctrl-C or `shutdown`, and says which. The
+/// terminal is restored on every way out.
+pub fn run(
+    rt: &tokio::runtime::Handle,
+    mut src: Source,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Leave> {
+    let mut screen = Screen::take();
+    let mut d = DashData {
+        selected: 1,
+        sort: Some(PeerSort::Down),
+        ..Default::default()
+    };
+    let mut last = Instant::now() - Duration::from_secs(10);
+    loop {
+        // Checked at least every 250 ms (the key poll below), so an owner
+        // that stops waits no longer than that for the screen back.
+        if shutdown.is_cancelled() {
+            return Ok(Leave::Shutdown);
+        }
+        if last.elapsed() >= Duration::from_millis(900) {
+            last = Instant::now();
+            refresh(rt, &mut src, &mut d);
+        }
+        screen.0.draw(|f| render::draw(f, &d))?;
+        if !event::poll(Duration::from_millis(250))? {
+            continue;
+        }
+        let Event::Key(k) = event::read()? else {
+            continue;
+        };
+        if k.kind != KeyEventKind::Press {
+            continue;
+        }
+        let n = d.torrents.len().max(1);
+        match k.code {
+            KeyCode::Char('q') | KeyCode::Esc => return Ok(Leave::Quit),
+            KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                return Ok(Leave::Interrupted);
+            }
+            KeyCode::Char('?') | KeyCode::Char('h') => d.help = !d.help,
+            KeyCode::Right | KeyCode::Tab => d.selected = d.selected % n + 1,
+            KeyCode::Left | KeyCode::BackTab => {
+                d.selected = if d.selected <= 1 { n } else { d.selected - 1 }
+            }
+            KeyCode::Char('s') => {
+                d.sort = Some(match d.sort.unwrap_or(PeerSort::Down) {
+                    PeerSort::Down => PeerSort::Up,
+                    PeerSort::Up => PeerSort::Progress,
+                    PeerSort::Progress => PeerSort::Addr,
+                    PeerSort::Addr => PeerSort::Down,
+                })
+            }
+            KeyCode::Char('p') => {
+                d.message = Some(done(
+                    rt.block_on(src.ask(&format!("pause #{}", d.selected))),
+                ))
+            }
+            KeyCode::Char('r') => {
+                d.message = Some(done(
+                    rt.block_on(src.ask(&format!("resume #{}", d.selected))),
+                ))
+            }
+            _ => {}
+        }
+        last = Instant::now() - Duration::from_secs(10);
+    }
+}
+
+/// `sta node --tui`: the dashboard on a thread of its own, in the node's
+/// process. The node stops it (and gets the terminal back) on every way out
+/// through [`LocalDashboard::stop`], or by dropping it on an early error.
+pub struct LocalDashboard {
+    shutdown: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LocalDashboard {
+    /// `q` cancels `quit` (a graceful stop, exit 0); Ctrl-C cancels
+    /// `interrupt` (exit 130).
+    pub fn start(
+        rt: tokio::runtime::Handle,
+        controller: Controller,
+        quit: CancellationToken,
+        interrupt: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let thread = std::thread::Builder::new()
+            .name("dashboard".into())
+            .spawn(move || {
+                match run(&rt, Source::Local(Box::new(controller)), &stop) {
+                    Ok(Leave::Quit) => quit.cancel(),
+                    Ok(Leave::Interrupted) => interrupt.cancel(),
+                    Ok(Leave::Shutdown) => {}
+                    Err(e) => {
+                        // The screen is back by now: the message stays readable.
+                        eprintln!("dashboard: {e:#}");
+                        quit.cancel();
+                    }
+                }
+            })?;
+        Ok(LocalDashboard {
+            shutdown,
+            thread: Some(thread),
+        })
+    }
+
+    /// Tells the dashboard to leave and waits until the terminal is restored.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+impl Drop for LocalDashboard {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.thread.take() {
+            // Only on an early error of the node: wait (at most one key poll)
+            // so the process never ends with the terminal still raw.
+            tokio::task::block_in_place(|| {
+                let _ = t.join();
+            });
+        }
+    }
 }
 
 fn done(r: Result<Reply, String>) -> String {
