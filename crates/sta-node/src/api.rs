@@ -3,6 +3,13 @@
 //! language) and accepts pause, resume and quit. Requests from other hosts
 //! are refused unless the API was bound off loopback with a token, and then
 //! they must carry it (`Authorization: Bearer TOKEN`).
+//!
+//! A web page in a browser on this machine also connects from loopback, so
+//! loopback alone proves nothing: a request is refused when its `Host` is not
+//! an address of this API or `localhost` (DNS rebinding: `evil.example`
+//! resolving to 127.0.0.1), unless it carries the token, and whenever it
+//! carries an `Origin` other than the API's own (a cross-site form or fetch;
+//! `sta ctl` and curl send none).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,6 +36,8 @@ struct Api {
     quit: CancellationToken,
     token: Option<String>,
     started: Instant,
+    /// Where the API listens: the `Host` and `Origin` it answers to.
+    local: SocketAddr,
 }
 
 #[derive(Deserialize)]
@@ -55,6 +64,7 @@ pub async fn serve(
         quit,
         token,
         started: Instant::now(),
+        local: listener.local_addr()?,
     };
     let app = Router::new()
         .route("/api/status", get(status))
@@ -69,28 +79,79 @@ pub async fn serve(
     .await
 }
 
-fn allowed(api: &Api, from: SocketAddr, headers: &HeaderMap) -> bool {
-    if sta_proto::tracker::canonical_addr(from).ip().is_loopback() {
+/// Why a request is refused.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    OtherHost,
+    ForeignHost,
+    ForeignOrigin,
+}
+
+fn check(api: &Api, from: SocketAddr, headers: &HeaderMap) -> Result<(), Refusal> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let has_token = api.token.as_ref().is_some_and(|token| {
+        header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+    });
+    if !sta_proto::tracker::canonical_addr(from).ip().is_loopback() && !has_token {
+        return Err(Refusal::OtherHost);
+    }
+    let host = header("host");
+    if !has_token && !host.is_some_and(|h| own_host(h, api.local)) {
+        return Err(Refusal::ForeignHost);
+    }
+    if let Some(origin) = header("origin") {
+        // A browser sends the page's origin; ours is `http://` + the Host
+        // it reached us by (checked above, or vouched for by the token).
+        let ours = host.is_some_and(|h| {
+            origin
+                .strip_prefix("http://")
+                .is_some_and(|o| o.eq_ignore_ascii_case(h))
+        });
+        if !ours {
+            return Err(Refusal::ForeignOrigin);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a `Host` header names this API: an IP literal that is loopback or
+/// the bound address, or `localhost`, with our port (or none). Names other
+/// than `localhost` are refused because a page can make any name resolve to
+/// 127.0.0.1.
+fn own_host(host: &str, local: SocketAddr) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        // `[::1]:6880`, `127.0.0.1:6880`, `localhost:6880`; not `::1` bare.
+        Some((n, p)) if !n.contains(':') || n.ends_with(']') => (n, Some(p)),
+        _ => (host, None),
+    };
+    if port.is_some_and(|p| p.parse() != Ok(local.port())) {
+        return false;
+    }
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    if name.eq_ignore_ascii_case("localhost") {
         return true;
     }
-    let Some(token) = &api.token else {
-        return false;
-    };
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+    name.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback() || ip == local.ip())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn forbidden() -> Response {
+fn forbidden(why: Refusal) -> Response {
+    let error = match why {
+        Refusal::OtherHost => "requests from other hosts need the API token",
+        Refusal::ForeignHost => {
+            "the Host header does not name this API (use its address, or send the API token)"
+        }
+        Refusal::ForeignOrigin => "requests from web pages of other origins are refused",
+    };
     (
         StatusCode::FORBIDDEN,
-        Json(serde_json::json!({"error": "requests from other hosts need the API token"})),
+        Json(serde_json::json!({ "error": error })),
     )
         .into_response()
 }
@@ -119,8 +180,8 @@ async fn status(
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if !allowed(&api, from, &headers) {
-        return forbidden();
+    if let Err(why) = check(&api, from, &headers) {
+        return forbidden(why);
     }
     let snaps: Vec<_> = api
         .session
@@ -137,10 +198,19 @@ async fn command(
     headers: HeaderMap,
     Json(body): Json<CommandBody>,
 ) -> Response {
-    if !allowed(&api, from, &headers) {
-        return forbidden();
+    if let Err(why) = check(&api, from, &headers) {
+        return forbidden(why);
     }
     match control::parse(&body.line) {
+        // Each request is a caller of its own: a selection would not outlive
+        // it, so saying "selected" would be a lie.
+        Ok(Command::Select(n)) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"error": format!(
+                "select does not carry over between API requests: name the torrent in each command (sta ctl --torrent {n} ..., or #{n})"
+            )})),
+        )
+            .into_response(),
         Ok(cmd) => run(&api, cmd, body.selected).await,
         Err(e) => (
             StatusCode::BAD_REQUEST,
@@ -169,8 +239,8 @@ async fn query(
     axum::extract::Path(what): axum::extract::Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if !allowed(&api, from, &headers) {
-        return forbidden();
+    if let Err(why) = check(&api, from, &headers) {
+        return forbidden(why);
     }
     let t = match target(&q) {
         Ok(t) => t,
@@ -215,8 +285,8 @@ async fn action(
     axum::extract::Path(what): axum::extract::Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if !allowed(&api, from, &headers) {
-        return forbidden();
+    if let Err(why) = check(&api, from, &headers) {
+        return forbidden(why);
     }
     let t = match target(&q) {
         Ok(t) => t,
@@ -241,4 +311,146 @@ async fn action(
         }
     };
     run(&api, cmd, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    async fn api(local: &str, token: Option<&str>) -> (Api, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::NodeConfig {
+            port: 0,
+            bind: Some("127.0.0.1".parse().unwrap()),
+            state_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let api = Api {
+            session: Session::start(config).await.unwrap(),
+            default_dir: dir.path().to_path_buf(),
+            quit: CancellationToken::new(),
+            token: token.map(String::from),
+            started: Instant::now(),
+            local: local.parse().unwrap(),
+        };
+        (api, dir)
+    }
+
+    fn headers(list: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in list {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_host_must_name_this_api() {
+        let local: SocketAddr = "127.0.0.1:6880".parse().unwrap();
+        for ok in [
+            "127.0.0.1:6880",
+            "127.0.0.1",
+            "127.0.0.2:6880",
+            "localhost:6880",
+            "LOCALHOST",
+            "[::1]:6880",
+            "::1",
+        ] {
+            assert!(own_host(ok, local), "{ok}");
+        }
+        for bad in [
+            "evil.example:6880",
+            "evil.example",
+            "127.0.0.1:6881",
+            "localhost.evil.example:6880",
+            "10.0.0.1:6880",
+            "",
+            "[::1]:1",
+        ] {
+            assert!(!own_host(bad, local), "{bad}");
+        }
+        let wide: SocketAddr = "10.0.0.1:6880".parse().unwrap();
+        assert!(own_host("10.0.0.1:6880", wide));
+    }
+
+    #[tokio::test]
+    async fn loopback_callers_need_our_host_and_origin() {
+        let (a, _dir) = api("127.0.0.1:6880", None).await;
+        let me: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let host = ("host", "127.0.0.1:6880");
+        assert_eq!(check(&a, me, &headers(&[host])), Ok(()));
+        assert_eq!(
+            check(&a, me, &headers(&[("host", "evil.example:6880")])),
+            Err(Refusal::ForeignHost)
+        );
+        assert_eq!(check(&a, me, &headers(&[])), Err(Refusal::ForeignHost));
+        assert_eq!(
+            check(&a, me, &headers(&[host, ("origin", "http://evil.example")])),
+            Err(Refusal::ForeignOrigin)
+        );
+        assert_eq!(
+            check(&a, me, &headers(&[host, ("origin", "null")])),
+            Err(Refusal::ForeignOrigin)
+        );
+        assert_eq!(
+            check(
+                &a,
+                me,
+                &headers(&[host, ("origin", "http://127.0.0.1:6880")])
+            ),
+            Ok(())
+        );
+    }
+
+    /// Bound off loopback (which the runner allows only with a token): other
+    /// hosts get in with the token and only with it.
+    #[tokio::test]
+    async fn other_hosts_need_the_token() {
+        let (a, _dir) = api("10.0.0.1:6880", Some("s3cret")).await;
+        let other: SocketAddr = "10.0.0.2:40000".parse().unwrap();
+        let host = ("host", "10.0.0.1:6880");
+        assert_eq!(check(&a, other, &headers(&[host])), Err(Refusal::OtherHost));
+        assert_eq!(
+            check(
+                &a,
+                other,
+                &headers(&[host, ("authorization", "Bearer wrong")])
+            ),
+            Err(Refusal::OtherHost)
+        );
+        assert_eq!(
+            check(
+                &a,
+                other,
+                &headers(&[host, ("authorization", "Bearer s3cret")])
+            ),
+            Ok(())
+        );
+        // With the token, a name in Host is fine (a DNS name of the machine)...
+        assert_eq!(
+            check(
+                &a,
+                other,
+                &headers(&[
+                    ("host", "node.lan:6880"),
+                    ("authorization", "Bearer s3cret")
+                ])
+            ),
+            Ok(())
+        );
+        // ...but a foreign page's Origin never is.
+        assert_eq!(
+            check(
+                &a,
+                other,
+                &headers(&[
+                    host,
+                    ("authorization", "Bearer s3cret"),
+                    ("origin", "http://evil.example")
+                ])
+            ),
+            Err(Refusal::ForeignOrigin)
+        );
+    }
 }

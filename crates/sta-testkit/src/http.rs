@@ -227,3 +227,26 @@ pub fn addr_of(url: &str) -> SocketAddr {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no address in {url}"))
 }
+
+/// Sends `head` (request line and headers, without the blank line) exactly as
+/// given, for tests of what a server does with a forged `Host` or `Origin`;
+/// `Connection: close` and the body's length are added.
+pub fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> std::io::Result<Resp> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    let head = format!(
+        "{}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        head.trim_end(),
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse(&raw).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "bad HTTP response: {:?}",
+            String::from_utf8_lossy(&raw)
+        ))
+    })
+}

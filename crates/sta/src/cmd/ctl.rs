@@ -19,6 +19,10 @@ pub struct Args {
     /// API token (needed when the node is on another host).
     #[arg(long, env = "STA_API_TOKEN")]
     pub token: Option<String>,
+    /// Torrent the command acts on when it names none (default 1). Each ctl
+    /// call stands alone, so this replaces the prompt's `select`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub torrent: Option<u64>,
     /// Print the reply as JSON.
     #[arg(long)]
     pub json: bool,
@@ -43,6 +47,16 @@ pub fn api_addr(addr: Option<String>, state_dir: Option<PathBuf>) -> String {
 }
 
 pub async fn send(addr: &str, token: Option<&str>, line: &str) -> anyhow::Result<Reply> {
+    send_to(addr, token, line, None).await
+}
+
+/// Sends one command line; `torrent` is what it acts on when it names none.
+pub async fn send_to(
+    addr: &str,
+    token: Option<&str>,
+    line: &str,
+    torrent: Option<usize>,
+) -> anyhow::Result<Reply> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
@@ -54,7 +68,7 @@ pub async fn send(addr: &str, token: Option<&str>, line: &str) -> anyhow::Result
     let mut req = client
         .post(&url)
         .header("content-type", "application/json")
-        .body(serde_json::json!({"line": line}).to_string());
+        .body(serde_json::json!({"line": line, "selected": torrent}).to_string());
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
@@ -80,7 +94,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let reply = rt.block_on(send(&addr, a.token.as_deref(), &line))?;
+    let torrent = a.torrent.map(|n| n as usize);
+    let reply = rt.block_on(send_to(&addr, a.token.as_deref(), &line, torrent))?;
     if a.json {
         crate::output::json_line(&serde_json::to_value(&reply)?);
     } else {
