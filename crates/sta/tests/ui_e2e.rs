@@ -287,6 +287,49 @@ fn swarm_runs_a_whole_swarm_and_verifies_every_copy() {
     assert!(!String::from_utf8_lossy(&ps.stdout).contains(work.to_str().unwrap()));
 }
 
+/// `--work-dir` may name a folder that holds other things: on success only
+/// what the swarm made there is removed.
+#[test]
+fn swarm_removes_only_what_it_made_in_the_work_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("photos")).unwrap();
+    std::fs::write(work.join("photos/cat.jpg"), b"not a cat").unwrap();
+    std::fs::write(work.join("notes.txt"), b"mine").unwrap();
+    let out = Command::new(STA)
+        .args([
+            "swarm",
+            "--leechers",
+            "1",
+            "--size",
+            "1MiB",
+            "--piece-length",
+            "64KiB",
+            "--json",
+        ])
+        .arg("--work-dir")
+        .arg(&work)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["notes.txt", "photos"]);
+    assert_eq!(
+        std::fs::read(work.join("photos/cat.jpg")).unwrap(),
+        b"not a cat"
+    );
+    assert_eq!(std::fs::read(work.join("notes.txt")).unwrap(), b"mine");
+}
+
 #[test]
 fn lab_shapes_links_and_cleans_up() {
     // SAFETY: geteuid has no preconditions.

@@ -10,4 +10,5 @@ pub mod publish;
 pub mod swarm;
 mod swarm_procs;
 mod swarm_view;
+mod swarm_work;
 pub mod tracker;

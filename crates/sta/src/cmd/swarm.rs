@@ -15,6 +15,7 @@ use sta_proto::units::{format_bytes, format_limit, parse_size};
 
 use super::swarm_procs::{Child, Line, forward, spawn_child, wait_ready};
 use super::swarm_view::{Row, View};
+use super::swarm_work::WorkDir;
 
 use super::node::{Limit, rate};
 
@@ -67,17 +68,12 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
         bail!("--leechers must be between 1 and 200");
     }
     let work = match &a.work_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            d.clone()
-        }
-        None => tempfile::Builder::new()
-            .prefix("sta-swarm-")
-            .tempdir()?
-            .keep(),
+        Some(d) => WorkDir::given(d, a.leechers)?,
+        None => WorkDir::temporary(a.leechers)?,
     };
+    let work_path = work.path.clone();
     let mut swarm = Swarm {
-        work: work.clone(),
+        work: work_path.clone(),
         children: Vec::new(),
         exe: std::env::current_exe()?,
     };
@@ -89,28 +85,28 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
     match outcome {
         Ok(true) => {
             if a.keep {
-                eprintln!("work folder kept: {}", work.display());
+                eprintln!("work folder kept: {}", work_path.display());
             } else {
-                let _ = std::fs::remove_dir_all(&work);
+                work.remove();
             }
             Ok(ExitCode::SUCCESS)
         }
         Ok(false) => {
             eprintln!(
                 "some copies did not verify; work folder kept: {}",
-                work.display()
+                work_path.display()
             );
             Ok(ExitCode::from(1))
         }
         Err(e) if e.is::<Interrupted>() => {
             eprintln!(
                 "interrupted; every node stopped; work folder kept: {}",
-                work.display()
+                work_path.display()
             );
             Ok(ExitCode::from(130))
         }
         Err(e) => {
-            eprintln!("swarm failed; work folder kept: {}", work.display());
+            eprintln!("swarm failed; work folder kept: {}", work_path.display());
             Err(e)
         }
     }
