@@ -45,3 +45,29 @@ pub fn require_libtorrent() -> bool {
     }
     ok
 }
+
+/// Whether this run is under CI (`CI=true` or `CI=1`), where a missing tool
+/// or capability fails a test instead of skipping it.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// For a capability a test needs (root, mounting, namespaces): true when
+/// `available`; otherwise panics under CI, or prints why the test is skipped
+/// and returns false.
+pub fn require_capability(available: bool, what: &str) -> bool {
+    if !available {
+        if under_ci() {
+            panic!("{what} is required under CI=true but is not available here");
+        }
+        eprintln!("skipping: {what} is not available here");
+    }
+    available
+}
+
+/// Root, for tests that make network namespaces or mount file systems.
+pub fn require_root(why: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    require_capability(root, &format!("root ({why})"))
+}

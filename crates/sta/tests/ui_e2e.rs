@@ -1,9 +1,9 @@
 //! Watching and steering real nodes: the interactive prompt in a terminal
-//! (tmux), `sta ctl` and the control API, `sta swarm` and `sta lab`.
+//! (tmux), `sta ctl` and the control API, `sta swarm`, the config file.
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use sta_testkit::files::random_file;
@@ -328,53 +328,6 @@ fn swarm_removes_only_what_it_made_in_the_work_dir() {
         b"not a cat"
     );
     assert_eq!(std::fs::read(work.join("notes.txt")).unwrap(), b"mine");
-}
-
-#[test]
-fn lab_shapes_links_and_cleans_up() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !require_tool("ip") || !require_tool("tc") {
-        eprintln!("skipping: the lab needs root, ip and tc");
-        return;
-    }
-    let started = Instant::now();
-    let out = Command::new(STA)
-        .args(["lab", "--leechers", "4", "--size", "4MiB", "--json"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["event"] == "summary")
-        .unwrap();
-    assert_eq!(summary["verified"], 4);
-    let ratio = summary["ratio"].as_f64().unwrap();
-    assert!(
-        ratio >= 0.9,
-        "nothing beats the fluid bound by much: {ratio}"
-    );
-    let list = String::from_utf8_lossy(
-        &Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .into_owned();
-    for ns in summary["namespaces"].as_array().unwrap() {
-        assert!(
-            !list.contains(ns.as_str().unwrap()),
-            "namespace {ns} left behind"
-        );
-    }
-    assert!(started.elapsed() < Duration::from_secs(120));
 }
 
 #[test]

@@ -120,7 +120,28 @@ fn t_min(bytes: u64, n: usize, r: &Rates) -> f64 {
         .max(n as f64 * f / total_up)
 }
 
+/// Set by the first SIGINT or SIGTERM. Handlers are installed before the
+/// first namespace is made: from then on neither signal ends the process
+/// before the namespaces are removed (tokio's handler replaces the default
+/// action for good, so a second Ctrl-C during clean-up is harmless too).
+fn watch_signals() -> anyhow::Result<tokio_util::sync::CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        s.cancel();
+    });
+    Ok(stop)
+}
+
 async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
+    let stop = watch_signals()?;
     let rates = Rates {
         seeder_up: parse_bit_rate(&a.seeder_up)?,
         seeder_down: parse_bit_rate(&a.seeder_down)?,
@@ -146,11 +167,30 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
         up: rates.leecher_up,
         down: rates.leecher_down,
     }));
-    let net = LabNet::build(&links)?;
+    // Off the async threads, so the signal task keeps running; a signal
+    // during the build is acted on once it returns (a half-built network
+    // removes itself on error).
+    let net = match tokio::task::spawn_blocking(move || LabNet::build(&links)).await? {
+        Ok(net) => net,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&work);
+            // Ctrl-C on a terminal reaches the `ip` commands too: one that
+            // died of it is an interruption, not a failure.
+            if stop.is_cancelled() {
+                eprintln!("interrupted while building the lab; namespaces removed");
+                return Ok(ExitCode::from(130));
+            }
+            return Err(e);
+        }
+    };
     let mut children: Vec<Child> = Vec::new();
-    let outcome = tokio::select! {
-        r = lab(&a, &rates, &net, &work, &exe, &mut children) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    let outcome = if stop.is_cancelled() {
+        Err(Interrupted.into())
+    } else {
+        tokio::select! {
+            r = lab(&a, &rates, &net, &work, &exe, &mut children) => r,
+            _ = stop.cancelled() => Err(Interrupted.into()),
+        }
     };
     for c in children.iter_mut().rev() {
         c.terminate();
@@ -182,6 +222,13 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::from(1))
         }
+        Err(e) if e.is::<Interrupted>() => {
+            eprintln!(
+                "interrupted; every node stopped, namespaces removed; work folder kept: {}",
+                work.display()
+            );
+            Ok(ExitCode::from(130))
+        }
         Err(e) => {
             eprintln!(
                 "lab failed; namespaces removed; work folder kept: {}",
@@ -191,6 +238,15 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+#[derive(Debug)]
+struct Interrupted;
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+impl std::error::Error for Interrupted {}
 
 fn in_host(net: &LabNet, host: usize, exe: &Path, args: &[String]) -> Vec<String> {
     let mut v = vec!["netns".into(), "exec".into(), net.hosts[host].clone()];
