@@ -226,8 +226,8 @@ async fn run_async(
     }
     session.shutdown().await;
     crate::logging::set_printer(None);
-    if api_addr.is_some() {
-        let _ = std::fs::remove_file(state_dir.join("api.addr"));
+    if let Some(addr) = api_addr {
+        remove_api_addr(&state_dir, addr);
     }
     let snaps: Vec<TorrentSnapshot> = session.torrents().iter().map(|h| h.snapshot()).collect();
     if opts.json {
@@ -243,6 +243,20 @@ async fn run_async(
             ExitCode::from(1)
         }
     })
+}
+
+/// Removes `api.addr` from the state folder if it still names `ours`: nodes
+/// sharing a state folder each write it on start (the last one started
+/// wins), and one that exits must not hide another that is still running.
+fn remove_api_addr(state_dir: &std::path::Path, ours: SocketAddr) {
+    let path = state_dir.join("api.addr");
+    let holds_ours = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse::<SocketAddr>().ok())
+        == Some(ours);
+    if holds_ours {
+        let _ = std::fs::remove_file(&path);
+    }
 }
 
 /// Wakes the status loop when a torrent's state changes (checked, complete,

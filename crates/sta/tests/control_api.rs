@@ -291,3 +291,67 @@ fn a_token_lets_other_names_in_and_off_loopback_needs_one() {
         "{err}"
     );
 }
+
+/// Two nodes with one state folder: the last one started owns `api.addr`,
+/// and the other one exiting leaves it alone.
+#[test]
+fn a_node_that_exits_removes_api_addr_only_if_it_is_its_own() {
+    let mut env = StaEnv::new(STA);
+    let (_tracker, announce, _) = env.tracker(&[]).unwrap();
+    let state = env.path("shared-state");
+    let file = state.join("api.addr");
+    let mut nodes = Vec::new();
+    for (i, name) in ["first.bin", "second.bin"].iter().enumerate() {
+        let src = env.path(&format!("seed/{name}"));
+        random_file(&src, 100_000, 50 + i as u64).unwrap();
+        let t = env.create(&src, &announce, "32KiB").unwrap();
+        let ip = env.next_ip();
+        let args = [
+            "node",
+            "--json",
+            "-p",
+            "0",
+            "--bind",
+            &ip,
+            "--api",
+            "127.0.0.1:0",
+            "--role",
+            "seeder",
+            "-o",
+        ];
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.push(env.path("seed").display().to_string());
+        all.extend(["--state-dir".into(), state.display().to_string()]);
+        all.push(t.display().to_string());
+        let mut p = Proc::spawn(&format!("node{i}"), STA, &all, &env.logs()).unwrap();
+        let ready = p.wait_ready(T).unwrap();
+        let api = ready["api"].as_str().unwrap().to_string();
+        assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), api);
+        nodes.push((p, api));
+    }
+    let (mut first, first_api) = nodes.remove(0);
+    let (mut second, second_api) = nodes.remove(0);
+    assert_ne!(first_api, second_api);
+    ctl_ok(&first_api, &["quit"]);
+    assert!(first.wait_exit(T).unwrap().success());
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().trim(),
+        second_api,
+        "the first node's exit removed the second one's address"
+    );
+    // `sta ctl` finds the running node through the state folder.
+    let out = Command::new(STA)
+        .args(["ctl", "--state-dir"])
+        .arg(&state)
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("second.bin"),
+        "{text}"
+    );
+    ctl_ok(&second_api, &["quit"]);
+    assert!(second.wait_exit(T).unwrap().success());
+    assert!(!file.exists(), "the last node removes its own address");
+}
