@@ -76,8 +76,9 @@ pub fn init(args: &LogArgs) -> anyhow::Result<Guard> {
     let level = if args.quiet {
         "error"
     } else {
+        // Concise progress lines (stdout not a terminal) are info, shown unless -q.
         match args.verbose {
-            0 => "warn",
+            0 => "warn,sta::progress=info",
             1 => "warn,sta=info,sta_node=info,sta_tracker=info",
             2 => "info,sta=debug,sta_node=debug,sta_tracker=debug",
             _ => "debug,sta=trace,sta_node=trace,sta_tracker=trace",

@@ -1,7 +1,8 @@
 //! Running a node until it is told to stop: starts the session, its torrents
 //! and the control API, prints the `ready` line and status (JSON lines for
-//! scripts; a prompt, progress bars or short lines for people), and turns
-//! completion, errors, `quit` and signals into an exit code.
+//! scripts; a prompt, the dashboard or progress bars for people, and short
+//! lines in the log when stdout is not a terminal), and turns completion,
+//! errors, `quit` and signals into an exit code.
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
@@ -184,12 +185,11 @@ async fn run_async(
     let bars = (!opts.json && !opts.prompt && !opts.tui && std::io::stdout().is_terminal())
         .then(|| Bars::new(&handles.iter().map(|h| h.name.clone()).collect::<Vec<_>>()));
     let mut sigterm = signal(SignalKind::terminate())?;
-    let interval = if opts.json || bars.is_some() {
-        opts.status_interval
-    } else {
-        opts.status_interval.max(Duration::from_secs(2))
-    };
-    let mut tick = tokio::time::interval(interval);
+    let mut tick = tokio::time::interval(opts.status_interval);
+    // stdout is for scripts when it is not a terminal (JSON lines only), so
+    // the people reading the log (a journal, a redirected stderr) get a
+    // concise line there every few seconds; -q turns it off.
+    let mut concise = (!std::io::stdout().is_terminal()).then(|| ConciseLog::new(PROGRESS_EVERY));
     let mut announced: HashSet<String> = HashSet::new();
     let state_changed = watch_states(&session);
     let exit = loop {
@@ -202,6 +202,10 @@ async fn run_async(
             _ = state_changed.notified() => {}
         }
         let snaps: Vec<TorrentSnapshot> = session.torrents().iter().map(|h| h.snapshot()).collect();
+        // Before the JSON line: a reader that sees the line knows the log has been written.
+        if let Some(c) = concise.as_mut() {
+            c.log(Instant::now(), &snaps);
+        }
         report(&opts, started, &snaps, &mut announced, bars.as_ref());
         if let Some(t) = snaps.iter().find(|t| t.state == TorrentState::Error) {
             break Exit::Failed(format!(
@@ -305,13 +309,54 @@ fn report(
             }
         }
     }
+    // Not JSON means stdout is a terminal: the prompt, the dashboard or bars.
     if opts.json {
         crate::output::json_line(&node_snapshot(elapsed, snaps));
     } else if let Some(b) = bars {
         b.update(snaps);
-    } else if !opts.prompt && !opts.tui {
-        for t in snaps {
-            println!("{}", human_line(t));
+    }
+}
+
+/// Seconds between concise progress lines in the log.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// The log target of concise progress lines (shown by default, off with -q).
+pub const PROGRESS_TARGET: &str = "sta::progress";
+
+/// Concise progress lines in the log, at most one per torrent every `every`,
+/// and at once when a torrent changes state.
+struct ConciseLog {
+    every: Duration,
+    last: Option<Instant>,
+    states: Vec<TorrentState>,
+}
+
+impl ConciseLog {
+    fn new(every: Duration) -> Self {
+        ConciseLog {
+            every,
+            last: None,
+            states: Vec::new(),
+        }
+    }
+
+    /// Whether a line is due at `now` for these snapshots.
+    fn due(&mut self, now: Instant, snaps: &[TorrentSnapshot]) -> bool {
+        let states: Vec<TorrentState> = snaps.iter().map(|t| t.state).collect();
+        let changed = states != self.states;
+        self.states = states;
+        let due = changed || self.last.is_none_or(|at| now - at >= self.every);
+        if due {
+            self.last = Some(now);
+        }
+        due
+    }
+
+    fn log(&mut self, now: Instant, snaps: &[TorrentSnapshot]) {
+        if self.due(now, snaps) {
+            for t in snaps {
+                tracing::info!(target: PROGRESS_TARGET, "{}", human_line(t));
+            }
         }
     }
 }
@@ -389,4 +434,54 @@ pub fn human_line(t: &TorrentSnapshot) -> String {
         format_bytes(t.verified_bytes),
         format_bytes(t.total_length),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(state: TorrentState) -> TorrentSnapshot {
+        TorrentSnapshot {
+            name: "x.bin".into(),
+            state,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn concise_lines_come_every_few_seconds_and_on_state_changes() {
+        let mut c = ConciseLog::new(Duration::from_secs(5));
+        let t0 = Instant::now();
+        let down = [snap(TorrentState::Downloading)];
+        assert!(c.due(t0, &down), "the first one at once");
+        assert!(!c.due(t0 + Duration::from_secs(1), &down));
+        assert!(!c.due(t0 + Duration::from_millis(4900), &down));
+        assert!(c.due(t0 + Duration::from_secs(5), &down));
+        let seeding = [snap(TorrentState::Seeding)];
+        assert!(
+            c.due(t0 + Duration::from_secs(6), &seeding),
+            "completion at once"
+        );
+        assert!(!c.due(t0 + Duration::from_secs(7), &seeding));
+    }
+
+    #[test]
+    fn a_concise_line_says_what_matters() {
+        let t = TorrentSnapshot {
+            name: "x.bin".into(),
+            state: TorrentState::Downloading,
+            progress: 0.452,
+            total_length: 100 << 20,
+            verified_bytes: 45 << 20,
+            down_rate: 2 << 20,
+            peers_connected: 3,
+            seeds_connected: 1,
+            eta_secs: Some(80),
+            ..Default::default()
+        };
+        assert_eq!(
+            human_line(&t),
+            "[ 45.2%] x.bin  downloading  down 2.00 MiB/s  up 0 B/s  peers 3 (1 seeds)  45.0 MiB of 100 MiB  eta 1m 20s"
+        );
+    }
 }

@@ -405,3 +405,43 @@ fn config_file_sets_the_node_and_flags_win_over_it() {
         .unwrap();
     assert!(String::from_utf8_lossy(&ex.stdout).contains("[node.choker]"));
 }
+
+/// stdout not a terminal: JSON lines only there, and a concise line for
+/// people in the log (stderr) every few seconds, which -q turns off.
+#[test]
+fn without_a_terminal_the_log_gets_concise_progress_lines() {
+    let mut env = StaEnv::new(STA);
+    let src = env.path("seed/quiet.bin");
+    random_file(&src, 100_000, 24).unwrap();
+    let t = env.create(&src, "", "16KiB").unwrap();
+    let seed = env.path("seed").display().to_string();
+    let args = [
+        t.to_str().unwrap(),
+        "-o",
+        &seed,
+        "--role",
+        "seeder",
+        "--no-api",
+    ];
+    let (mut talkative, _) = env.node("talkative", "node", &args).unwrap();
+    let mut quiet_args = args.to_vec();
+    quiet_args.push("-q");
+    let (mut quiet, _) = env.node("quiet", "node", &quiet_args).unwrap();
+    for p in [&mut talkative, &mut quiet] {
+        // The concise line of a tick is logged before its JSON line.
+        wait_status(p, "seeding", T, |t| t["state"] == "seeding").unwrap();
+        let out: Vec<String> = p.drain();
+        assert!(
+            out.iter().all(|l| serde_json::from_str::<Value>(l).is_ok()),
+            "stdout carries JSON only: {out:?}"
+        );
+    }
+    let log = std::fs::read_to_string(&talkative.stderr_path).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("sta::progress") && l.contains("[100.0%] quiet.bin  seeding")),
+        "{log}"
+    );
+    let log = std::fs::read_to_string(&quiet.stderr_path).unwrap();
+    assert!(!log.contains("sta::progress"), "-q: {log}");
+}
