@@ -61,7 +61,10 @@ fn seeder_killed_when_the_swarm_has_every_piece_leechers_finish_from_each_other(
     let mut held = (Vec::new(), Vec::new());
     wait_until("the leechers to hold every piece between them", T, || {
         held = (leechers[0].1.pieces(), leechers[1].1.pieces());
-        count(&union(&held.0, &held.1)) == held.0.len()
+        // Before its check a node's map is empty: two empty maps hold nothing.
+        !held.0.is_empty()
+            && held.0.len() == held.1.len()
+            && count(&union(&held.0, &held.1)) == held.0.len()
     })
     .unwrap();
     seeder.proc.kill();
@@ -154,27 +157,27 @@ fn seeder_killed_before_the_swarm_has_every_piece_leechers_wait_and_finish_when_
     })
     .unwrap();
     seeder.proc.kill();
-    // They trade what they have until both hold the same pieces, and keep
-    // holding them for a second (blocks the seeder sent before it died may
-    // still complete a piece).
+    // They trade what they have until both hold the same pieces. Then no
+    // piece can complete any more: once neither is connected to the dead
+    // seeder and neither has a piece whose blocks all arrived but whose hash
+    // is still being checked, only a peer holding a piece could finish it,
+    // and the other leecher holds no piece this one lacks.
     let mut swarm = Vec::new();
-    let mut since: Option<(Vec<bool>, Instant)> = None;
     wait_until("the leechers to trade what they have", T, || {
-        let (a, b) = (leechers[0].1.pieces(), leechers[1].1.pieces());
-        if a != b {
-            since = None;
-            return false;
+        let (x, y) = (&leechers[0].1, &leechers[1].1);
+        let (a, b) = (x.pieces(), y.pieces());
+        let settled = a == b
+            && !a.is_empty()
+            && [x, y].iter().all(|n| {
+                !n.connected_to(&seeder_spec.ip) && n.nothing_left_to_verify()
+            })
+            // Read again: nothing completed while the checks above ran.
+            && x.pieces() == a
+            && y.pieces() == a;
+        if settled {
+            swarm = a;
         }
-        match &since {
-            Some((p, at)) if *p == a => {
-                swarm = a;
-                at.elapsed() >= Duration::from_secs(1)
-            }
-            _ => {
-                since = Some((a, Instant::now()));
-                false
-            }
-        }
+        settled
     })
     .unwrap();
     let in_swarm = count(&swarm);

@@ -84,6 +84,35 @@ impl Node {
             .collect()
     }
 
+    /// The piece map now as the node prints it: `#` verified, `+` being
+    /// downloaded, `.` missing.
+    pub fn states(&self) -> String {
+        let r = get(self.api, "/api/pieces?torrent=1");
+        r.json()["states"].as_str().unwrap().to_owned()
+    }
+
+    /// Whether no piece can complete without a peer sending more: every
+    /// piece in flight still lacks blocks (none is waiting for its hash check).
+    pub fn nothing_left_to_verify(&self) -> bool {
+        self.states()
+            .bytes()
+            .enumerate()
+            .filter(|(_, c)| *c == b'+')
+            .all(|(i, _)| {
+                let d = get(self.api, &format!("/api/pieces?torrent=1&piece={i}")).json();
+                u(&d["detail"]["blocks_received"]) < u(&d["detail"]["blocks_total"])
+            })
+    }
+
+    /// Whether the node is connected to a peer at `ip`.
+    pub fn connected_to(&self, ip: &str) -> bool {
+        self.now()["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["addr"].as_str().unwrap().starts_with(&format!("{ip}:")))
+    }
+
     /// Skips the status lines already printed: what is read next is newer
     /// than this call.
     pub fn drain(&mut self) {
