@@ -166,6 +166,24 @@ fn prompt_drives_a_real_download() {
         .collect();
     assert_eq!(map.len(), 96, "{pieces}");
     assert_eq!(map.matches('#').count() as u32, n, "{pieces}");
+    // The other commands, as a person types them.
+    let list = tmux.ask("torrents", "p.bin");
+    assert!(
+        list.lines().any(|l| l.starts_with('*') && l.contains("p.bin")),
+        "{list}"
+    );
+    let speed = tmux.ask("speed", "one mark per second");
+    assert!(speed.contains("average"), "{speed}");
+    let files = tmux.ask("files", "p.bin");
+    assert!(files.contains("6.00 MiB"), "{files}");
+    let trackers = tmux.ask("trackers", "announces");
+    assert!(trackers.contains(&announce), "{trackers}");
+    let piece = tmux.ask("pieces 5", "piece 5:");
+    assert!(piece.contains("blocks") && piece.contains("p.bin"), "{piece}");
+    let selected = tmux.ask("select 1", "selected torrent 1");
+    assert!(selected.contains("p.bin"), "{selected}");
+    let help = tmux.ask("help", "limit up|down RATE");
+    assert!(help.contains("quit"), "{help}");
     let unknown = tmux.ask("bogus", "unknown command");
     assert!(unknown.contains("type help"));
     let (seeds_before, leechers_before) = scrape(&announce, &t);
@@ -188,8 +206,9 @@ fn prompt_drives_a_real_download() {
 fn ctl_and_api_steer_a_running_node() {
     let mut env = StaEnv::new(STA);
     let (_tracker, announce, _) = env.tracker(&[]).unwrap();
+    // 40 pieces: at the limit set below, about 10 s of upload.
     let src = env.path("seed/c.bin");
-    random_file(&src, 1 << 20, 22).unwrap();
+    random_file(&src, 40 << 16, 22).unwrap();
     let t = env.create(&src, &announce, "64KiB").unwrap();
     let (mut seeder, ready) = env
         .node(
@@ -215,7 +234,7 @@ fn ctl_and_api_steer_a_running_node() {
     let v: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert!(ok && v["kind"] == "peers" && v["peers"].is_array());
     let (ok, out) = ctl(&api, &["pieces"]);
-    assert!(ok && out.contains("16/16 pieces verified"), "{out}");
+    assert!(ok && out.contains("40/40 pieces verified"), "{out}");
     let (ok, out) = ctl(&api, &["pause"]);
     assert!(ok && out.contains("paused"), "{out}");
     wait_status(&mut seeder, "paused", T, |t| t["state"] == "paused").unwrap();
@@ -223,7 +242,39 @@ fn ctl_and_api_steer_a_running_node() {
     assert!(ok);
     wait_status(&mut seeder, "seeding again", T, |t| t["state"] == "seeding").unwrap();
     let (ok, out) = ctl(&api, &["limit", "up", "1MiB"]);
-    assert!(ok && out.contains("1.00 MiB/s"), "{out}");
+    assert!(ok && out.contains("node upload limit: 1.00 MiB/s"), "{out}");
+    // A torrent's limit shows in its snapshot, and its upload keeps to it.
+    let limit: u64 = 256 << 10;
+    let (ok, out) = ctl(&api, &["limit", "up", "256KiB", "#1"]);
+    assert!(
+        ok && out.contains("torrent 1 upload limit: 256 KiB/s"),
+        "{out}"
+    );
+    wait_status(&mut seeder, "the limit in the snapshot", T, |t| {
+        t["max_upload_rate"] == limit
+    })
+    .unwrap();
+    let (_leecher, _) = env
+        .node(
+            "leecher",
+            "get",
+            &[
+                t.to_str().unwrap(),
+                "-o",
+                env.path("leech").to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    let rate = upload_rate_over(&mut seeder, Duration::from_secs(5));
+    eprintln!("upload {rate:.0} B/s under a limit of {limit} B/s");
+    assert!(
+        rate <= 1.1 * limit as f64,
+        "{rate:.0} B/s is over 1.1 × {limit}"
+    );
+    assert!(
+        rate >= 0.5 * limit as f64,
+        "{rate:.0} B/s is under half of {limit}"
+    );
     let (ok, out) = ctl(&api, &["nonsense"]);
     assert!(!ok && out.contains("unknown command"), "{out}");
     // The plain JSON API.
@@ -233,6 +284,38 @@ fn ctl_and_api_steer_a_running_node() {
     let (ok, _) = ctl(&api, &["quit"]);
     assert!(ok);
     assert!(seeder.wait_exit(T).unwrap().success());
+}
+
+/// The first torrent's upload rate over at least `window`, from a node's
+/// status lines: counters change once per tick, so the window runs from one
+/// change to a later one, timed by the node's own `elapsed`; the first change
+/// (the start of the transfer, partly a burst) only marks the start.
+fn upload_rate_over(p: &mut sta_testkit::Proc, window: Duration) -> f64 {
+    let mut prev = 0u64;
+    let mut first: Option<(f64, u64)> = None;
+    loop {
+        let v = p
+            .wait_json("status line", T, |v| v["event"] == "status")
+            .unwrap();
+        let (at, up) = (
+            v["elapsed"].as_f64().unwrap(),
+            v["torrents"][0]["uploaded"].as_u64().unwrap(),
+        );
+        if up != prev {
+            match first {
+                None if prev > 0 => first = Some((at, up)),
+                Some((t0, u0)) if at - t0 >= window.as_secs_f64() => {
+                    return (up - u0) as f64 / (at - t0);
+                }
+                _ => {}
+            }
+            prev = up;
+        }
+        assert!(
+            v["torrents"][0]["peers_connected"].as_u64() != Some(0) || first.is_none(),
+            "the leecher left before a {window:?} window was measured"
+        );
+    }
 }
 
 #[test]
