@@ -169,7 +169,8 @@ fn prompt_drives_a_real_download() {
     // The other commands, as a person types them.
     let list = tmux.ask("torrents", "p.bin");
     assert!(
-        list.lines().any(|l| l.starts_with('*') && l.contains("p.bin")),
+        list.lines()
+            .any(|l| l.starts_with('*') && l.contains("p.bin")),
         "{list}"
     );
     let speed = tmux.ask("speed", "one mark per second");
@@ -179,7 +180,10 @@ fn prompt_drives_a_real_download() {
     let trackers = tmux.ask("trackers", "announces");
     assert!(trackers.contains(&announce), "{trackers}");
     let piece = tmux.ask("pieces 5", "piece 5:");
-    assert!(piece.contains("blocks") && piece.contains("p.bin"), "{piece}");
+    assert!(
+        piece.contains("blocks") && piece.contains("p.bin"),
+        "{piece}"
+    );
     let selected = tmux.ask("select 1", "selected torrent 1");
     assert!(selected.contains("p.bin"), "{selected}");
     let help = tmux.ask("help", "limit up|down RATE");
