@@ -8,6 +8,7 @@ mod dashboard;
 mod logging;
 mod output;
 mod piece_map;
+mod progress;
 mod prompt;
 mod runner;
 mod tables;

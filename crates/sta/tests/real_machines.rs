@@ -1,7 +1,7 @@
 //! What running on real machines relies on: `--announce-ip`/`--announce-port`
 //! for nodes behind NAT (and the tracker's `--trust-announce-ip` that makes
-//! the address count), the precedence flag > `STA_*` variable > file, and a
-//! clear error when the peer port is taken.
+//! the address count), the config file and the precedence flag > `STA_*`
+//! variable > file, and a clear error when the peer port is taken.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -224,4 +224,80 @@ fn a_taken_peer_port_is_a_clear_error() {
         "the error says what to do: {err}"
     );
     assert!(out.stdout.is_empty(), "no ready line");
+}
+
+#[test]
+fn config_file_sets_the_node_and_flags_win_over_it() {
+    let mut env = StaEnv::new(STA);
+    let src = env.path("seed/cfg.bin");
+    random_file(&src, 100_000, 23).unwrap();
+    let t = env.create(&src, "", "16KiB").unwrap();
+    let port = sta_testkit::reference::free_port("127.0.0.1");
+    let cfg = env.path("sta.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[node]\nport = {port}\nmax_upload_rate = 1048576\n\n[node.choker]\nupload_slots = 2\n"
+        ),
+    )
+    .unwrap();
+    let (_seeder, ready) = env
+        .node(
+            "seeder",
+            "node",
+            &[
+                t.to_str().unwrap(),
+                "-o",
+                env.path("seed").to_str().unwrap(),
+                "--config",
+                cfg.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    // -p 0 (a flag, given by env.node) wins over the file's port.
+    assert_ne!(ready_peer_addr(&ready).port(), port);
+    let mut all: Vec<String> = vec![
+        "node".into(),
+        t.display().to_string(),
+        "-o".into(),
+        env.path("seed").display().to_string(),
+    ];
+    all.extend([
+        "--json".into(),
+        "--bind".into(),
+        "127.0.0.99".into(),
+        "--no-api".into(),
+        "--config".into(),
+        cfg.display().to_string(),
+    ]);
+    all.extend([
+        "--state-dir".into(),
+        env.path("state-cfg").display().to_string(),
+    ]);
+    let mut p = sta_testkit::Proc::spawn("from-file", STA, &all, &env.logs()).unwrap();
+    let ready = p.wait_ready(T).unwrap();
+    assert_eq!(
+        ready_peer_addr(&ready).port(),
+        port,
+        "the file's port is used"
+    );
+    let st = wait_status(&mut p, "status", T, |_| true).unwrap();
+    assert_eq!(
+        st["torrents"][0]["max_upload_rate"],
+        serde_json::Value::Null,
+        "per-torrent limit unset"
+    );
+    // A typo is an error that names the key.
+    std::fs::write(&cfg, "[node]\nprot = 1\n").unwrap();
+    let out = Command::new(STA)
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("prot"));
+    let ex = Command::new(STA)
+        .args(["config", "example"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&ex.stdout).contains("[node.choker]"));
 }
