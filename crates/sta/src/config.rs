@@ -341,6 +341,14 @@ mod tests {
     fn the_deploy_config_is_valid() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/sta.toml");
         assert_eq!(load(&path).unwrap(), StaToml::default());
+        // Every key and comment of `sta config example`, below its own header.
+        let deploy = std::fs::read_to_string(&path).unwrap();
+        let body = |s: &str| s.lines().skip(2).collect::<Vec<_>>().join("\n");
+        assert_eq!(
+            body(&deploy),
+            body(&example()),
+            "deploy/sta.toml is out of date: regenerate it from `sta config example`"
+        );
     }
 
     #[test]
