@@ -46,7 +46,7 @@ pub struct NodeConfig {
     /// Block requests a peer may have queued with us; more are refused, and
     /// as many again past the cap ends the connection. Default 1000.
     pub max_queued_requests: usize,
-    /// Memory for pieces being downloaded, per torrent, in bytes. Default 64 MiB.
+    /// Memory for pieces being downloaded, per torrent, in bytes. Default 32 MiB.
     pub max_inflight_bytes: u64,
     /// Seconds without a block before a peer's requests go to others. Default 20.
     pub request_timeout_secs: u64,
@@ -75,7 +75,7 @@ impl Default for NodeConfig {
             max_half_open: 8,
             max_known_peers: 2000,
             max_queued_requests: 1000,
-            max_inflight_bytes: 64 << 20,
+            max_inflight_bytes: 32 << 20,
             request_timeout_secs: 20,
             seed_limit_copies: None,
             picker: Strategy::RarestFirst,

@@ -19,6 +19,8 @@ use crate::picker::Arrival;
 use crate::snapshot::TorrentState;
 use crate::types::{BlockRef, PeerKey};
 
+/// Piece buffers kept for reuse once their piece is written.
+const MAX_SPARE_BUFFERS: usize = 4;
 /// Strikes before an address is banned for the session.
 const BAN_STRIKES: u32 = 3;
 
@@ -127,8 +129,9 @@ impl Torrent {
     }
 
     pub(super) fn on_piece_result(&mut self, mut r: PieceResult) {
-        // Keep enough spare buffers for the pieces that can be in flight.
-        if self.spare_buffers.len() < 16 {
+        // A few spare buffers spare the allocator (pieces complete one after
+        // another); more would only hold memory beyond the in-flight cap.
+        if self.spare_buffers.len() < MAX_SPARE_BUFFERS {
             self.spare_buffers.push(std::mem::take(&mut r.data));
         }
         if let Some(e) = r.write_error {
