@@ -108,7 +108,17 @@ fn lab_shapes_links_and_cleans_up() {
     }
     let started = Instant::now();
     let out = Command::new(STA)
-        .args(["lab", "--leechers", "4", "--size", "4MiB", "--json"])
+        // Three upload slots: every node gets the lab's choker setting.
+        .args([
+            "lab",
+            "--leechers",
+            "4",
+            "--size",
+            "4MiB",
+            "--upload-slots",
+            "3",
+            "--json",
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -144,4 +154,16 @@ fn lab_shapes_links_and_cleans_up() {
         );
     }
     assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+#[test]
+fn upload_slots_apply_to_sta_nodes_only() {
+    let out = Command::new(STA)
+        .args(["lab", "--upload-slots", "8", "--node-cmd", "true {role}"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no effect with --node-cmd"), "{err}");
 }

@@ -64,6 +64,10 @@ pub struct Args {
     /// piece, `{"event":"complete"}` (bench/ltnode.py does).
     #[arg(long, value_name = "COMMAND")]
     pub node_cmd: Option<String>,
+    /// Regular upload slots of every sta node's choker (default: the node's
+    /// own default, 4), to see how the choker shapes a swarm.
+    #[arg(long, value_name = "N")]
+    pub upload_slots: Option<usize>,
 }
 
 fn netem_available() -> bool {
@@ -93,6 +97,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     if a.delay.is_some() || a.loss.is_some() {
         bail!("--delay and --loss are not supported yet");
+    }
+    if a.upload_slots.is_some() && a.node_cmd.is_some() {
+        bail!("--upload-slots sets sta nodes' choker; it has no effect with --node-cmd");
     }
     if a.leechers == 0 || a.leechers > 60 {
         bail!("--leechers must be between 1 and 60");
@@ -325,7 +332,7 @@ async fn lab(
             v.extend(words);
             return v;
         }
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "node".into(),
             torrent.display().to_string(),
             "-o".into(),
@@ -341,6 +348,9 @@ async fn lab(
             "--state-dir".into(),
             work.join("state").join(name).display().to_string(),
         ];
+        if let Some(n) = a.upload_slots {
+            args.extend(["--upload-slots".into(), n.to_string()]);
+        }
         in_host(net, host, exe, &args)
     };
     let (c, mut srx) = spawn_child(
