@@ -115,6 +115,27 @@ impl StaEnv {
     }
 }
 
+impl StaEnv {
+    /// Starts `sta node TORRENT -o DIR --role seeder EXTRA...` and waits until
+    /// it seeds (its data checked). Returns the process and its ready line.
+    pub fn seeder(
+        &mut self,
+        name: &str,
+        torrent: &Path,
+        dir: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<(Proc, Value)> {
+        let (t, d) = (torrent.display().to_string(), dir.display().to_string());
+        let mut args = vec![t.as_str(), "-o", d.as_str(), "--role", "seeder"];
+        args.extend_from_slice(extra);
+        let (mut p, ready) = self.node(name, "node", &args)?;
+        wait_status(&mut p, "seeding", Duration::from_secs(60), |t| {
+            t["state"] == "seeding"
+        })?;
+        Ok((p, ready))
+    }
+}
+
 /// The first torrent of a node's status line.
 pub fn torrent(status: &Value) -> &Value {
     &status["torrents"][0]

@@ -102,20 +102,7 @@ fn hostile_connections_are_cut_and_the_seeder_keeps_serving() {
     random_file(&src, 2 << 20, 12).unwrap();
     let t = env.create(&src, "", "64KiB").unwrap();
     let (ih, n) = info_hash(&env, &t);
-    let (mut seeder, ready) = env
-        .node(
-            "seeder",
-            "node",
-            &[
-                t.to_str().unwrap(),
-                "-o",
-                env.path("seed").to_str().unwrap(),
-                "--role",
-                "seeder",
-            ],
-        )
-        .unwrap();
-    wait_status(&mut seeder, "seeding", T, |t| t["state"] == "seeding").unwrap();
+    let (seeder, ready) = env.seeder("seeder", &t, &env.path("seed"), &[]).unwrap();
     let addr: SocketAddr = ready_peer_addr(&ready);
     let api = ready["api"].as_str().unwrap().to_string();
     let id = PeerId(*b"-XX0001-hostilehosti");

@@ -38,20 +38,7 @@ fn one_seeder_one_leecher_single_file_with_short_last_piece() {
     let src = env.path("seed/data.bin");
     random_file(&src, 3 * 1024 * 1024 + 1234, 1).unwrap();
     let t = env.create(&src, &announce, "32KiB").unwrap();
-    let (mut seeder, _) = env
-        .node(
-            "seeder",
-            "node",
-            &[
-                t.to_str().unwrap(),
-                "-o",
-                env.path("seed").to_str().unwrap(),
-                "--role",
-                "seeder",
-            ],
-        )
-        .unwrap();
-    wait_status(&mut seeder, "seeding", T, |t| t["state"] == "seeding").unwrap();
+    let (_seeder, _) = env.seeder("seeder", &t, &env.path("seed"), &[]).unwrap();
     let out = env.path("leech");
     let (mut leecher, _) = env
         .node(
@@ -359,20 +346,7 @@ fn a_magnet_resolved_through_the_catalog_downloads_with_udp_announces() {
     let src = env.path("seed/m.bin");
     random_file(&src, 2 * 1024 * 1024 + 77, 9).unwrap();
     let t = env.create(&src, &udp_announce, "64KiB").unwrap();
-    let (mut seeder, _) = env
-        .node(
-            "seeder",
-            "node",
-            &[
-                t.to_str().unwrap(),
-                "-o",
-                env.path("seed").to_str().unwrap(),
-                "--role",
-                "seeder",
-            ],
-        )
-        .unwrap();
-    wait_status(&mut seeder, "seeding", T, |t| t["state"] == "seeding").unwrap();
+    let (_seeder, _) = env.seeder("seeder", &t, &env.path("seed"), &[]).unwrap();
     let out = std::process::Command::new(STA)
         .arg("publish")
         .arg(&t)

@@ -94,12 +94,12 @@ fn clients_present(tools: &[&str]) -> bool {
     require_libtorrent() && tools.iter().all(|t| require_tool(t))
 }
 
-#[test]
-fn transmission_downloads_from_libtorrent_through_http_tracker() {
-    if !clients_present(&["transmission-daemon"]) {
-        return;
-    }
-    let s = swarm("http");
+/// A python3-libtorrent seeder on 127.0.0.2 and a transmission-daemon
+/// leecher on `tr_ip`, both announcing only to the sta tracker over `proto`
+/// (`http` or `udp`). Returns the tracker's `/stats.json` once the download
+/// is complete, verified and counted.
+fn transmission_downloads_from_libtorrent(proto: &str, tr_ip: &str) -> serde_json::Value {
+    let s = swarm(proto);
     let logs = s.env.logs();
     let seeder = LtPeer::seed(
         &ltpeer(),
@@ -116,10 +116,12 @@ fn transmission_downloads_from_libtorrent_through_http_tracker() {
         || s.scrape().complete == 1,
     )
     .unwrap();
+    // Over UDP Transmission sends its announces from the socket bound to its
+    // bind-address-ipv4, so the tracker sees tr_ip either way.
     let tr = Transmission::start(
         &s.env.path("tr-config"),
         &s.env.path("tr"),
-        "127.0.0.5",
+        tr_ip,
         &logs,
         "tr-leecher",
     )
@@ -131,7 +133,8 @@ fn transmission_downloads_from_libtorrent_through_http_tracker() {
         || s.scrape().incomplete == 1,
     )
     .unwrap();
-    // Transmission will not dial 127.x peers: the seeder learns it and dials.
+    // Transmission will not dial 127.x peers: the seeder re-announces, learns
+    // the leecher's address from the tracker and dials.
     seeder.reannounce();
     tr.wait_complete(Duration::from_secs(50)).unwrap();
     s.assert_copy(&tr.dir);
@@ -140,7 +143,19 @@ fn transmission_downloads_from_libtorrent_through_http_tracker() {
         s.scrape().downloaded == 1
     })
     .unwrap();
-    assert!(s.stats()["announces"]["http"]["started"].as_u64().unwrap() >= 2);
+    s.stats()
+}
+
+#[test]
+fn transmission_downloads_from_libtorrent_through_http_tracker() {
+    if !clients_present(&["transmission-daemon"]) {
+        return;
+    }
+    let st = transmission_downloads_from_libtorrent("http", "127.0.0.5");
+    assert!(
+        st["announces"]["http"]["started"].as_u64().unwrap() >= 2,
+        "{st}"
+    );
 }
 
 #[test]
@@ -148,51 +163,8 @@ fn transmission_downloads_from_libtorrent_through_udp_tracker() {
     if !clients_present(&["transmission-daemon"]) {
         return;
     }
-    // The torrent names only `udp://`: both clients announce over BEP 15,
-    // each from its own 127.0.0.x (Transmission sends its announces from
-    // the UDP socket bound to its bind-address-ipv4).
-    let s = swarm("udp");
-    let logs = s.env.logs();
-    let seeder = LtPeer::seed(
-        &ltpeer(),
-        &s.torrent,
-        &s.seed_dir,
-        "127.0.0.2",
-        &logs,
-        "lt-seeder",
-    )
-    .unwrap();
-    wait_until(
-        "the tracker to list the seeder",
-        Duration::from_secs(20),
-        || s.scrape().complete == 1,
-    )
-    .unwrap();
-    let tr = Transmission::start(
-        &s.env.path("tr-config"),
-        &s.env.path("tr"),
-        "127.0.0.6",
-        &logs,
-        "tr-leecher",
-    )
-    .unwrap();
-    tr.add(&s.torrent).unwrap();
-    wait_until(
-        "the tracker to list the leecher",
-        Duration::from_secs(30),
-        || s.scrape().incomplete == 1,
-    )
-    .unwrap();
-    // As over HTTP, Transmission will not dial a 127.x peer: the seeder
-    // re-announces, learns the leecher's address from the tracker and dials.
-    seeder.reannounce();
-    tr.wait_complete(Duration::from_secs(50)).unwrap();
-    s.assert_copy(&tr.dir);
-    wait_until("completed to be counted", Duration::from_secs(20), || {
-        s.scrape().downloaded == 1
-    })
-    .unwrap();
-    let st = s.stats();
+    // The torrent names only `udp://`: both clients announce over BEP 15.
+    let st = transmission_downloads_from_libtorrent("udp", "127.0.0.6");
     assert!(
         st["announces"]["udp"]["started"].as_u64().unwrap() >= 2,
         "{st}"

@@ -214,20 +214,7 @@ fn ctl_and_api_steer_a_running_node() {
     let src = env.path("seed/c.bin");
     random_file(&src, 40 << 16, 22).unwrap();
     let t = env.create(&src, &announce, "64KiB").unwrap();
-    let (mut seeder, ready) = env
-        .node(
-            "seeder",
-            "node",
-            &[
-                t.to_str().unwrap(),
-                "-o",
-                env.path("seed").to_str().unwrap(),
-                "--role",
-                "seeder",
-            ],
-        )
-        .unwrap();
-    wait_status(&mut seeder, "seeding", T, |t| t["state"] == "seeding").unwrap();
+    let (mut seeder, ready) = env.seeder("seeder", &t, &env.path("seed"), &[]).unwrap();
     let api = ready["api"].as_str().unwrap().to_string();
     let (ok, out) = ctl(&api, &["status"]);
     assert!(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sta_testkit::files::random_file;
-use sta_testkit::sta::{StaEnv, wait_status};
+use sta_testkit::sta::StaEnv;
 use sta_testkit::tools::require_tool;
 use sta_testkit::wait_until;
 
@@ -106,20 +106,7 @@ fn swarm(env: &mut StaEnv, name: &str) -> (Vec<sta_testkit::Proc>, PathBuf) {
     let src = env.path(&format!("seed/{name}"));
     random_file(&src, 1 << 20, 31).unwrap();
     let t = env.create(&src, &announce, "32KiB").unwrap();
-    let (mut seeder, _) = env
-        .node(
-            "seeder",
-            "node",
-            &[
-                t.to_str().unwrap(),
-                "-o",
-                env.path("seed").to_str().unwrap(),
-                "--role",
-                "seeder",
-            ],
-        )
-        .unwrap();
-    wait_status(&mut seeder, "seeding", T, |t| t["state"] == "seeding").unwrap();
+    let (seeder, _) = env.seeder("seeder", &t, &env.path("seed"), &[]).unwrap();
     (vec![tracker, seeder], t)
 }
 
