@@ -38,8 +38,6 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Resp> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(15)))?;
     let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
@@ -48,6 +46,14 @@ pub fn request(
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     head.push_str("\r\n");
+    send_and_read(addr, &head, body)
+}
+
+/// Sends a complete request head and body on a new connection and reads the
+/// response until the server closes it.
+fn send_and_read(addr: SocketAddr, head: &str, body: &[u8]) -> std::io::Result<Resp> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
     s.write_all(head.as_bytes())?;
     s.write_all(body)?;
     let mut raw = Vec::new();
@@ -232,21 +238,10 @@ pub fn addr_of(url: &str) -> SocketAddr {
 /// given, for tests of what a server does with a forged `Host` or `Origin`;
 /// `Connection: close` and the body's length are added.
 pub fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> std::io::Result<Resp> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(15)))?;
     let head = format!(
         "{}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
         head.trim_end(),
         body.len()
     );
-    s.write_all(head.as_bytes())?;
-    s.write_all(body)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    parse(&raw).ok_or_else(|| {
-        std::io::Error::other(format!(
-            "bad HTTP response: {:?}",
-            String::from_utf8_lossy(&raw)
-        ))
-    })
+    send_and_read(addr, &head, body)
 }
