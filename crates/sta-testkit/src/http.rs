@@ -52,7 +52,16 @@ pub fn request(
 /// Sends a complete request head and body on a new connection and reads the
 /// response until the server closes it.
 fn send_and_read(addr: SocketAddr, head: &str, body: &[u8]) -> std::io::Result<Resp> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    write_then_read(
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5))?,
+        head,
+        body,
+    )
+}
+
+/// Writes `head` and `body` on `s` and reads the response until the server
+/// closes the connection.
+fn write_then_read(mut s: TcpStream, head: &str, body: &[u8]) -> std::io::Result<Resp> {
     s.set_read_timeout(Some(Duration::from_secs(15)))?;
     s.write_all(head.as_bytes())?;
     s.write_all(body)?;
@@ -198,23 +207,13 @@ pub fn request_exchange(
 
 /// [`request`] on a connection already made (e.g. from a chosen address).
 pub fn request_on(
-    mut s: TcpStream,
+    s: TcpStream,
     addr: SocketAddr,
     method: &str,
     target: &str,
     body: &[u8],
 ) -> std::io::Result<Resp> {
-    s.set_read_timeout(Some(Duration::from_secs(15)))?;
-    s.write_all(head_of(addr, method, target, &[], body.len()).as_bytes())?;
-    s.write_all(body)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    parse(&raw).ok_or_else(|| {
-        std::io::Error::other(format!(
-            "bad HTTP response: {:?}",
-            String::from_utf8_lossy(&raw)
-        ))
-    })
+    write_then_read(s, &head_of(addr, method, target, &[], body.len()), body)
 }
 
 pub fn get(addr: SocketAddr, target: &str) -> Resp {

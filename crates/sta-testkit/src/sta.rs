@@ -186,3 +186,26 @@ pub fn latest_status(p: &mut Proc, timeout: Duration) -> anyhow::Result<Value> {
         None => p.wait_json("status line", timeout, |v| v["event"] == "status"),
     }
 }
+
+/// Runs `sta ctl --addr API ARGS...`: whether it succeeded, and its stdout
+/// followed by its stderr.
+pub fn ctl(bin: &str, api: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(bin)
+        .args(["ctl", "--addr", api])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("sta ctl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The first JSON line of `text` whose `event` is `event` (the `summary` of
+/// `sta swarm --json` or `sta lab --json`, say).
+pub fn json_event(text: &str, event: &str) -> Option<Value> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == event)
+}

@@ -7,7 +7,6 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use sta_testkit::proc::Proc;
 use sta_testkit::tools::{require_root, require_tool};
 use sta_testkit::wait_until;
@@ -128,11 +127,7 @@ fn lab_shapes_links_and_cleans_up() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let summary: Value = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["event"] == "summary")
-        .unwrap();
+    let summary = sta_testkit::sta::json_event(&text, "summary").expect("a summary line");
     assert_eq!(summary["verified"], 4);
     let ratio = summary["ratio"].as_f64().unwrap();
     assert!(

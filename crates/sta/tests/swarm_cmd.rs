@@ -4,8 +4,6 @@
 
 use std::process::Command;
 
-use serde_json::Value;
-
 const STA: &str = env!("CARGO_BIN_EXE_sta");
 
 #[test]
@@ -36,11 +34,7 @@ fn swarm_runs_a_whole_swarm_and_verifies_every_copy() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let summary: Value = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["event"] == "summary")
-        .unwrap();
+    let summary = sta_testkit::sta::json_event(&text, "summary").expect("a summary line");
     assert_eq!(summary["verified"], 3);
     assert!(text.contains("verified 3/3 copies, SHA-256"));
     let from_peers: u64 = summary["nodes"]

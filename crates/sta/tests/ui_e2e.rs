@@ -19,15 +19,7 @@ const STA: &str = env!("CARGO_BIN_EXE_sta");
 const T: Duration = Duration::from_secs(60);
 
 fn ctl(api: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(STA)
-        .args(["ctl", "--addr", api])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
+    sta_testkit::sta::ctl(STA, api, args)
 }
 
 /// Scrape counts (seeders, leechers) for the torrent at `t` from the tracker at `announce`.
